@@ -1,0 +1,308 @@
+//! `trademl bench`: figures of load time, instantiation and prediction
+//! latency for every model of a repository, in process and over HTTP on
+//! loopback. It prints a table and writes JSON; it asserts nothing.
+//!
+//! Every figure is a distribution over repeated runs (median and tails), as
+//! these machines are shared and noisy. The HTTP client runs in the same
+//! process on its own thread with one keep-alive connection, so the latency
+//! it sees includes the client's own JSON work and loopback TCP.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use serde_json::json;
+use trademl_sdk::protocol::{Tensor, TensorData};
+use trademl_sdk::signing::{self, TrustStore};
+
+use crate::model::LoadedVersion;
+use crate::repository::Repository;
+use crate::sandbox::{Sandbox, SandboxConfig};
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// The model repository.
+    pub models: PathBuf,
+    /// Only these models (all when empty).
+    pub only: Vec<String>,
+    /// Cold loads per model.
+    pub loads: usize,
+    /// Requests per latency series.
+    pub requests: usize,
+    /// Rows of the large request.
+    pub batch_rows: usize,
+    /// Where to write the JSON figures.
+    pub json_out: Option<PathBuf>,
+}
+
+/// The distribution of a series of durations, in milliseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// How many samples.
+    pub n: usize,
+    /// The fastest.
+    pub min_ms: f64,
+    /// The median.
+    pub p50_ms: f64,
+    /// The 99th percentile.
+    pub p99_ms: f64,
+    /// The slowest.
+    pub max_ms: f64,
+}
+
+impl Summary {
+    /// Summarise samples.
+    pub fn of(samples: &mut [Duration]) -> Summary {
+        samples.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
+        Summary {
+            n: samples.len(),
+            min_ms: ms(samples[0]),
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+            max_ms: ms(samples[samples.len() - 1]),
+        }
+    }
+}
+
+/// The figures of one model.
+#[derive(Debug, Serialize)]
+pub struct ModelFigures {
+    /// The model.
+    pub name: String,
+    /// The version measured.
+    pub version: String,
+    /// The component's size in bytes.
+    pub size_bytes: usize,
+    /// Signature verification.
+    pub verify: Summary,
+    /// Compilation with a fresh engine (no cache).
+    pub compile: Summary,
+    /// Verify, compile and check (metadata and examples): a whole cold load.
+    pub cold_load: Summary,
+    /// A fresh store and instance, as each request gets.
+    pub instantiate: Summary,
+    /// One prediction of one row in process (instance included).
+    pub predict_1_row_in_process: Summary,
+    /// One prediction of one row over HTTP on loopback.
+    pub predict_1_row_http: Summary,
+    /// A request of `batch_rows` rows over HTTP.
+    pub predict_batch_http: Summary,
+    /// Rows of the batch request.
+    pub batch_rows: usize,
+    /// Rows per second of the batch request, at its median.
+    pub batch_rows_per_second: f64,
+}
+
+/// Run the benchmark and print its figures.
+pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
+    let trust = TrustStore::load(&options.models.join("trust"))?;
+    let files = model_files(&options.models, &options.only)?;
+    if files.is_empty() {
+        bail!("no model files to measure in {}", options.models.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let sandbox = Sandbox::new(SandboxConfig::default())?;
+    let deadline = Duration::from_secs(10);
+    let repo = Arc::new(Repository::open(&options.models, sandbox.clone(), deadline)?);
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    let app = crate::server::app(repo.clone(), 64);
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    let base = format!("http://{addr}");
+
+    let mut all = Vec::new();
+    for file in files {
+        let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let mut verify = Vec::new();
+        let mut compile = Vec::new();
+        let mut cold = Vec::new();
+        let mut loaded = None;
+        for _ in 0..options.loads.max(1) {
+            // A fresh engine each time: nothing cached between loads.
+            let fresh = Sandbox::new(SandboxConfig::default())?;
+            let started = Instant::now();
+            signing::verify(&bytes, &trust)?;
+            verify.push(started.elapsed());
+            let started = Instant::now();
+            fresh.compile(&bytes)?;
+            compile.push(started.elapsed());
+            let started = Instant::now();
+            let l = LoadedVersion::load(&fresh, &bytes, &trust, deadline)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            cold.push(started.elapsed());
+            loaded = Some(l);
+        }
+        let loaded = loaded.expect("at least one load");
+        let name = loaded.name().to_string();
+        let version = loaded.version().to_string();
+        let Some(example) = loaded.manifest.examples.first() else {
+            eprintln!("{name} {version}: no example inputs in its manifest; skipping latency");
+            continue;
+        };
+        let one = tile(&example.inputs, 1)?;
+        let batch = tile(&example.inputs, options.batch_rows)?;
+
+        let mut instantiate = Vec::new();
+        let mut in_process = Vec::new();
+        for _ in 0..options.requests {
+            instantiate.push(loaded.time_instantiation()?);
+            let started = Instant::now();
+            loaded.predict(one.clone())?;
+            in_process.push(started.elapsed());
+        }
+
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(true)
+            .build()
+            .new_agent();
+        let url = format!("{base}/v2/models/{name}/versions/{version}/infer");
+        let body_one = serde_json::to_vec(&json!({ "inputs": one }))?;
+        let body_batch = serde_json::to_vec(&json!({ "inputs": batch }))?;
+        let post = |body: &[u8]| -> Result<Duration> {
+            let started = Instant::now();
+            let reply = agent
+                .post(&url)
+                .content_type("application/json")
+                .send(body)
+                .with_context(|| format!("POST {url}"))?;
+            reply.into_body().read_to_vec()?;
+            Ok(started.elapsed())
+        };
+        for _ in 0..20 {
+            post(&body_one)?;
+        }
+        let mut http_one = Vec::new();
+        for _ in 0..options.requests {
+            http_one.push(post(&body_one)?);
+        }
+        let mut http_batch = Vec::new();
+        for _ in 0..(options.requests / 20).max(10) {
+            http_batch.push(post(&body_batch)?);
+        }
+        let batch_summary = Summary::of(&mut http_batch);
+        let figures = ModelFigures {
+            name,
+            version,
+            size_bytes: bytes.len(),
+            verify: Summary::of(&mut verify),
+            compile: Summary::of(&mut compile),
+            cold_load: Summary::of(&mut cold),
+            instantiate: Summary::of(&mut instantiate),
+            predict_1_row_in_process: Summary::of(&mut in_process),
+            predict_1_row_http: Summary::of(&mut http_one),
+            batch_rows_per_second: options.batch_rows as f64 / (batch_summary.p50_ms / 1e3),
+            predict_batch_http: batch_summary,
+            batch_rows: options.batch_rows,
+        };
+        print_figures(&figures);
+        all.push(figures);
+    }
+    if let Some(path) = &options.json_out {
+        let doc = json!({
+            "tool": "trademl bench",
+            "trademl_version": env!("CARGO_PKG_VERSION"),
+            "pooling_allocator": sandbox.pooling(),
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "models": all,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(all)
+}
+
+fn print_figures(f: &ModelFigures) {
+    println!("\n{} {} ({} bytes)", f.name, f.version, f.size_bytes);
+    println!("  {:<34} {:>9} {:>9} {:>9} {:>9}", "", "min ms", "p50 ms", "p99 ms", "max ms");
+    let row = |label: &str, s: &Summary| {
+        println!(
+            "  {:<34} {:>9.3} {:>9.3} {:>9.3} {:>9.3}   (n={})",
+            label, s.min_ms, s.p50_ms, s.p99_ms, s.max_ms, s.n
+        );
+    };
+    row("verify signature", &f.verify);
+    row("compile (fresh engine)", &f.compile);
+    row("cold load (verify+compile+check)", &f.cold_load);
+    row("instantiate (store + instance)", &f.instantiate);
+    row("predict 1 row, in process", &f.predict_1_row_in_process);
+    row("predict 1 row, HTTP loopback", &f.predict_1_row_http);
+    row(&format!("predict {} rows, HTTP loopback", f.batch_rows), &f.predict_batch_http);
+    println!(
+        "  {} rows in one request: {:.0} rows/s at the median",
+        f.batch_rows, f.batch_rows_per_second
+    );
+}
+
+fn model_files(root: &Path, only: &[String]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
+        let dir = entry?.path();
+        let Some(name) = dir.file_name().map(|n| n.to_string_lossy().to_string()) else {
+            continue;
+        };
+        if !dir.is_dir() || name == "trust" || (!only.is_empty() && !only.contains(&name)) {
+            continue;
+        }
+        // The newest version of each model.
+        let mut versions: Vec<(semver::Version, PathBuf)> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .filter_map(|p| {
+                let v = semver::Version::parse(&p.file_stem()?.to_string_lossy()).ok()?;
+                Some((v, p))
+            })
+            .collect();
+        versions.sort();
+        if let Some((_, p)) = versions.pop() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Repeat the rows of example inputs (first dimension) to `rows` rows.
+pub fn tile(inputs: &[Tensor], rows: usize) -> Result<Vec<Tensor>> {
+    inputs
+        .iter()
+        .map(|t| {
+            let Some(&n) = t.shape.first() else {
+                bail!("input \"{}\" has no batch dimension to tile", t.name);
+            };
+            if n == 0 {
+                bail!("input \"{}\" has no rows to tile", t.name);
+            }
+            let n = n as usize;
+            let per_row = t.data.len() / n;
+            let pick = |i: usize| (i % n) * per_row..(i % n + 1) * per_row;
+            macro_rules! tiled {
+                ($v:expr, $variant:ident) => {
+                    TensorData::$variant((0..rows).flat_map(|i| $v[pick(i)].to_vec()).collect())
+                };
+            }
+            let data = match &t.data {
+                TensorData::Fp32(v) => tiled!(v, Fp32),
+                TensorData::Fp64(v) => tiled!(v, Fp64),
+                TensorData::Int64(v) => tiled!(v, Int64),
+                TensorData::Bool(v) => tiled!(v, Bool),
+                TensorData::Bytes(v) => tiled!(v, Bytes),
+            };
+            let mut shape = t.shape.clone();
+            shape[0] = rows as u64;
+            Ok(Tensor {
+                name: t.name.clone(),
+                shape,
+                data,
+                parameters: None,
+            })
+        })
+        .collect()
+}

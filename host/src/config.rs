@@ -1,0 +1,222 @@
+//! Server configuration: command-line flags over environment variables over
+//! a TOML file over safe defaults.
+//!
+//! The environment variables are the ones the platform already uses:
+//! `AI_MODELS_PATH` (the model repository), `AI_MAX_MEMORY` (MiB, the cap no
+//! model may exceed) and `AI_PROVIDER` (must be `local` when set).
+//!
+//! ```toml
+//! # trademl.toml
+//! models = "/srv/trademl/models"
+//! listen = "127.0.0.1:8080"
+//! deadline_ms = 2000
+//! max_memory_mib = 2048
+//! max_instances = 64
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::sandbox::SandboxConfig;
+
+/// The configuration file's keys; every one optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The model repository.
+    pub models: Option<PathBuf>,
+    /// The address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// The CPU deadline of one call, in milliseconds.
+    pub deadline_ms: Option<u64>,
+    /// The memory cap no model may exceed, in MiB.
+    pub max_memory_mib: Option<u32>,
+    /// How many model instances may run at once.
+    pub max_instances: Option<u32>,
+}
+
+impl FileConfig {
+    /// Read a TOML configuration file.
+    pub fn read(path: &Path) -> Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("in the configuration file {}", path.display()))
+    }
+}
+
+/// The resolved configuration of `trademl serve`.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// The model repository.
+    pub models: PathBuf,
+    /// The address to listen on.
+    pub listen: SocketAddr,
+    /// The CPU deadline of one call.
+    pub deadline: Duration,
+    /// The sandbox's sizing.
+    pub sandbox: SandboxConfig,
+}
+
+/// Values given on the command line (None when not given).
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// `--models`.
+    pub models: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--deadline-ms`.
+    pub deadline_ms: Option<u64>,
+    /// `--max-instances`.
+    pub max_instances: Option<u32>,
+    /// `--config`.
+    pub config: Option<PathBuf>,
+}
+
+/// A way to read environment variables (the process's, or a test's map).
+pub trait Env {
+    /// The variable's value, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl ServeConfig {
+    /// Resolve the configuration.
+    pub fn resolve(cli: Overrides, env: &dyn Env) -> Result<ServeConfig> {
+        if let Some(provider) = env.var("AI_PROVIDER")
+            && provider != "local"
+        {
+            bail!(
+                "AI_PROVIDER is \"{provider}\": trademl computes every prediction locally; set AI_PROVIDER=local or unset it"
+            );
+        }
+        let file = match &cli.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        let env_models = env.var("AI_MODELS_PATH").map(PathBuf::from);
+        let env_memory = match env.var("AI_MAX_MEMORY") {
+            Some(v) => Some(v.parse::<u32>().with_context(|| {
+                format!("AI_MAX_MEMORY is \"{v}\"; expected a whole number of MiB, such as 2048")
+            })?),
+            None => None,
+        };
+        let max_memory_mib = env_memory.or(file.max_memory_mib).unwrap_or(2048);
+        if !(1..=65536).contains(&max_memory_mib) {
+            bail!("the memory cap must be between 1 and 65536 MiB, not {max_memory_mib}");
+        }
+        let deadline_ms = cli.deadline_ms.or(file.deadline_ms).unwrap_or(2000);
+        if deadline_ms == 0 {
+            bail!("the deadline must be at least 1 ms");
+        }
+        let max_instances = cli.max_instances.or(file.max_instances).unwrap_or(64);
+        if max_instances == 0 {
+            bail!("max_instances must be at least 1");
+        }
+        Ok(ServeConfig {
+            models: cli
+                .models
+                .or(env_models)
+                .or(file.models)
+                .unwrap_or_else(|| PathBuf::from("models")),
+            listen: cli
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            deadline: Duration::from_millis(deadline_ms),
+            sandbox: SandboxConfig {
+                max_memory_mib,
+                max_instances,
+                pooling: true,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    struct MapEnv(HashMap<&'static str, &'static str>);
+    impl Env for MapEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).map(|v| v.to_string())
+        }
+    }
+
+    #[test]
+    fn defaults_are_local_and_safe() {
+        let c = ServeConfig::resolve(Overrides::default(), &MapEnv(HashMap::new())).unwrap();
+        assert_eq!(c.models, PathBuf::from("models"));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.sandbox.max_memory_mib, 2048);
+    }
+
+    #[test]
+    fn environment_names_of_the_platform_are_honoured() {
+        let env = MapEnv(HashMap::from([
+            ("AI_MODELS_PATH", "/srv/models"),
+            ("AI_MAX_MEMORY", "512"),
+            ("AI_PROVIDER", "local"),
+        ]));
+        let c = ServeConfig::resolve(Overrides::default(), &env).unwrap();
+        assert_eq!(c.models, PathBuf::from("/srv/models"));
+        assert_eq!(c.sandbox.max_memory_mib, 512);
+    }
+
+    #[test]
+    fn command_line_wins_over_environment() {
+        let env = MapEnv(HashMap::from([("AI_MODELS_PATH", "/srv/models")]));
+        let cli = Overrides {
+            models: Some("here".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(ServeConfig::resolve(cli, &env).unwrap().models, PathBuf::from("here"));
+    }
+
+    #[test]
+    fn refuses_a_remote_provider_and_a_bad_memory_cap() {
+        let env = MapEnv(HashMap::from([("AI_PROVIDER", "openai")]));
+        let err = ServeConfig::resolve(Overrides::default(), &env).unwrap_err();
+        assert!(err.to_string().contains("AI_PROVIDER"));
+        let env = MapEnv(HashMap::from([("AI_MAX_MEMORY", "lots")]));
+        let err = ServeConfig::resolve(Overrides::default(), &env).unwrap_err();
+        assert!(err.to_string().contains("AI_MAX_MEMORY"));
+        let env = MapEnv(HashMap::from([("AI_MAX_MEMORY", "0")]));
+        assert!(ServeConfig::resolve(Overrides::default(), &env).is_err());
+    }
+
+    #[test]
+    fn reads_a_toml_file_and_refuses_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trademl.toml");
+        std::fs::write(&path, "models = \"m\"\ndeadline_ms = 50\n").unwrap();
+        let cli = Overrides {
+            config: Some(path.clone()),
+            ..Overrides::default()
+        };
+        let c = ServeConfig::resolve(cli, &MapEnv(HashMap::new())).unwrap();
+        assert_eq!(c.models, PathBuf::from("m"));
+        assert_eq!(c.deadline, Duration::from_millis(50));
+        std::fs::write(&path, "modles = \"m\"\n").unwrap();
+        let cli = Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        };
+        let err = format!("{:#}", ServeConfig::resolve(cli, &MapEnv(HashMap::new())).unwrap_err());
+        assert!(err.contains("modles"), "{err}");
+    }
+}

@@ -1,0 +1,33 @@
+//! # trademl
+//!
+//! The trademl host: it verifies signed WebAssembly model components, loads
+//! them into sandboxed, memory-capped wasmtime instances, keeps every version
+//! of every model, swaps and rolls versions back without a failed request,
+//! and answers predictions over the Open Inference Protocol v2 REST API (the
+//! API of KServe, Triton and MLServer).
+//!
+//! The modules, from the bottom up:
+//!
+//! - [`sandbox`]: the one wasmtime [`Engine`](wasmtime::Engine) and linker;
+//!   per-call stores with a memory cap and a CPU deadline; no capabilities.
+//! - [`bindings`]: the host side of the `trademl:model` WIT world.
+//! - [`model`]: one model version: verify, compile, check, predict.
+//! - [`routing`]: which versions serve a model, persisted atomically.
+//! - [`repository`]: every model and version; publish, promote, rollback.
+//! - [`server`]: the HTTP API.
+//! - [`config`]: flags, environment (`AI_MODELS_PATH`, `AI_MAX_MEMORY`,
+//!   `AI_PROVIDER`) and the TOML file.
+//! - [`client`]: the CLI's client of a running server.
+//! - [`bench`]: load, instantiation and latency figures, printed.
+#![deny(missing_docs)]
+
+#[allow(missing_docs)]
+pub mod bindings;
+pub mod bench;
+pub mod client;
+pub mod config;
+pub mod model;
+pub mod repository;
+pub mod routing;
+pub mod sandbox;
+pub mod server;

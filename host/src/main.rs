@@ -1,0 +1,399 @@
+//! `trademl`: the server and the command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use trademl::client::Client;
+use trademl::config::{Overrides, ProcessEnv, ServeConfig};
+use trademl::model::LoadedVersion;
+use trademl::repository::Repository;
+use trademl::sandbox::{Sandbox, SandboxConfig};
+use trademl_sdk::manifest::{self, Manifest};
+use trademl_sdk::signing;
+
+const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// trademl serves signed WebAssembly model components over the Open
+/// Inference Protocol v2, and packs, signs, verifies and publishes them.
+#[derive(Parser)]
+#[command(name = "trademl", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every signed model of a repository over HTTP.
+    Serve {
+        /// The model repository [env: AI_MODELS_PATH] [default: models]
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// The address to listen on [default: 127.0.0.1:8080]
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// The CPU deadline of one prediction, in milliseconds [default: 2000]
+        #[arg(long)]
+        deadline_ms: Option<u64>,
+        /// How many model instances may run at once [default: 64]
+        #[arg(long)]
+        max_instances: Option<u32>,
+        /// A TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Make a new Ed25519 publisher key pair: NAME.key (secret) and NAME.pub.
+    Keygen {
+        /// The directory to write the keys to.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// The key's name.
+        #[arg(long, default_value = "publisher")]
+        name: String,
+    },
+    /// Embed a manifest into a component, after checking in the sandbox that
+    /// the component's metadata matches it and its examples reproduce.
+    Pack {
+        /// The component (.wasm) built for wasm32-wasip2.
+        component: PathBuf,
+        /// The manifest (JSON).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Where to write the packed component.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a packed component with a secret key (adds a signature).
+    Sign {
+        /// The packed component.
+        file: PathBuf,
+        /// The secret key file (from `trademl keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the signed file [default: in place]
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check that a file is intact and signed by a trusted key.
+    Verify {
+        /// The signed component.
+        file: PathBuf,
+        /// The directory of trusted public keys [default: $AI_MODELS_PATH/trust or models/trust]
+        #[arg(long)]
+        trust: Option<PathBuf>,
+    },
+    /// Print a component's manifest and signatures.
+    Inspect {
+        /// The component.
+        file: PathBuf,
+    },
+    /// Publish a signed component to a running server.
+    Publish {
+        /// The signed component.
+        file: PathBuf,
+        /// The server.
+        #[arg(long, default_value = DEFAULT_SERVER)]
+        server: String,
+    },
+    /// Route all of a model's traffic to one version.
+    Promote {
+        /// The model.
+        name: String,
+        /// The version.
+        version: String,
+        /// The server.
+        #[arg(long, default_value = DEFAULT_SERVER)]
+        server: String,
+    },
+    /// Return a model to its previous routing.
+    Rollback {
+        /// The model.
+        name: String,
+        /// The server.
+        #[arg(long, default_value = DEFAULT_SERVER)]
+        server: String,
+    },
+    /// List a model's versions and routing.
+    Versions {
+        /// The model.
+        name: String,
+        /// The server.
+        #[arg(long, default_value = DEFAULT_SERVER)]
+        server: String,
+    },
+    /// Measure load time, instantiation and prediction latency (in process
+    /// and over HTTP on loopback) of every model in a repository.
+    Bench {
+        /// The model repository.
+        #[arg(long, default_value = "models")]
+        models: PathBuf,
+        /// Only this model (repeatable).
+        #[arg(long = "model")]
+        only: Vec<String>,
+        /// Cold loads per model.
+        #[arg(long, default_value_t = 5)]
+        loads: usize,
+        /// Requests per latency series.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Rows of the large request.
+        #[arg(long, default_value_t = 1000)]
+        batch_rows: usize,
+        /// Write the figures as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Train a first-party model natively.
+    #[command(subcommand)]
+    Train(TrainCommand),
+    /// Evaluate a first-party model on held-out data and write its report.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Subcommand)]
+enum TrainCommand {
+    /// Customer segments (k-means on recency, frequency, monetary value, tenure).
+    CustomerSegmentation(trademl_train::segmentation::TrainArgs),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Customer segments: stability of held-out assignments under bootstrap refits.
+    CustomerSegmentation(trademl_train::segmentation::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Serve {
+            models,
+            listen,
+            deadline_ms,
+            max_instances,
+            config,
+        } => serve(ServeConfig::resolve(
+            Overrides {
+                models,
+                listen,
+                deadline_ms,
+                max_instances,
+                config,
+            },
+            &ProcessEnv,
+        )?),
+        Command::Keygen { out, name } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let (secret, public) = signing::write_keypair(&out, &name)?;
+            println!("secret key: {} (keep it private)", secret.display());
+            println!("public key: {} (copy it into the server's trust/ directory)", public.display());
+            Ok(())
+        }
+        Command::Pack {
+            component,
+            manifest,
+            out,
+        } => pack(&component, &manifest, &out),
+        Command::Sign { file, key, out } => {
+            let bytes = read(&file)?;
+            let key = signing::read_secret_key(&key)?;
+            let signed = signing::sign(&bytes, &key)?;
+            let out = out.unwrap_or(file);
+            trademl::routing::write_atomically(&out, &signed)?;
+            println!("signed {} with key {}", out.display(), key.public().key_id());
+            Ok(())
+        }
+        Command::Verify { file, trust } => {
+            let trust = trust.unwrap_or_else(default_trust_dir);
+            let store = signing::TrustStore::load(&trust)?;
+            let bytes = read(&file)?;
+            match signing::verify(&bytes, &store) {
+                Ok(v) => {
+                    println!(
+                        "{}: intact, signed by trusted key {} ({}), sha256 {}",
+                        file.display(),
+                        v.key_name,
+                        v.key_id,
+                        hex::encode(v.digest)
+                    );
+                    Ok(())
+                }
+                Err(e) => bail!("{}: refused: {e}", file.display()),
+            }
+        }
+        Command::Inspect { file } => inspect(&file),
+        Command::Publish { file, server } => {
+            let bytes = read(&file)?;
+            let m = manifest::read_manifest(&bytes)?;
+            let reply = Client::new(&server).publish(&m.name, bytes)?;
+            println!("{}", serde_json::to_string_pretty(&reply)?);
+            Ok(())
+        }
+        Command::Promote {
+            name,
+            version,
+            server,
+        } => print(Client::new(&server).promote(&name, &version)?),
+        Command::Rollback { name, server } => print(Client::new(&server).rollback(&name)?),
+        Command::Versions { name, server } => print(Client::new(&server).versions(&name)?),
+        Command::Bench {
+            models,
+            only,
+            loads,
+            requests,
+            batch_rows,
+            json,
+        } => trademl::bench::run(&trademl::bench::BenchOptions {
+            models,
+            only,
+            loads,
+            requests,
+            batch_rows,
+            json_out: json,
+        })
+        .map(|_| ()),
+        Command::Train(TrainCommand::CustomerSegmentation(args)) => {
+            trademl_train::segmentation::train(&args)
+        }
+        Command::Eval(EvalCommand::CustomerSegmentation(args)) => {
+            trademl_train::segmentation::evaluate(&args)
+        }
+    }
+}
+
+fn print(v: serde_json::Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+fn default_trust_dir() -> PathBuf {
+    std::env::var_os("AI_MODELS_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models"))
+        .join("trust")
+}
+
+fn serve(config: ServeConfig) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let sandbox = Sandbox::new(config.sandbox.clone())?;
+        tracing::info!(
+            models = %config.models.display(),
+            pooling = sandbox.pooling(),
+            max_memory_mib = config.sandbox.max_memory_mib,
+            deadline_ms = config.deadline.as_millis() as u64,
+            "opening the model repository"
+        );
+        let models = config.models.clone();
+        let deadline = config.deadline;
+        let repo = tokio::task::spawn_blocking(move || Repository::open(&models, sandbox, deadline))
+            .await??;
+        let repo = Arc::new(repo);
+        let app = trademl::server::app(repo.clone(), config.sandbox.max_instances as usize);
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(models = ?repo.names(), "serving");
+        // Tests and scripts read this line to learn the port.
+        println!("trademl listening on http://{addr}");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving HTTP")?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn pack(component: &Path, manifest_path: &Path, out: &Path) -> Result<()> {
+    let bytes = read(component)?;
+    let manifest_json = read(manifest_path)?;
+    let manifest = Manifest::from_json(&manifest_json)
+        .with_context(|| format!("reading the manifest {}", manifest_path.display()))?;
+    let packed = manifest::embed_manifest(&bytes, &manifest)
+        .with_context(|| format!("packing {}", component.display()))?;
+    let sandbox = Sandbox::new(SandboxConfig {
+        max_instances: 4,
+        pooling: false,
+        ..SandboxConfig::default()
+    })?;
+    let loaded = LoadedVersion::load_unverified(&sandbox, &packed, Duration::from_secs(10))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", component.display()))?;
+    trademl::routing::write_atomically(out, &packed)?;
+    println!(
+        "packed {} {} into {} ({} bytes; {} example(s) reproduced; compiled in {:.0} ms)",
+        loaded.name(),
+        loaded.version(),
+        out.display(),
+        packed.len(),
+        loaded.manifest.examples.len(),
+        loaded.timings.compile.as_secs_f64() * 1e3
+    );
+    Ok(())
+}
+
+fn inspect(file: &Path) -> Result<()> {
+    let bytes = read(file)?;
+    let m = manifest::read_manifest(&bytes)?;
+    let signatures = signing::signatures(&bytes)?;
+    let out = serde_json::json!({
+        "file": file.display().to_string(),
+        "size": bytes.len(),
+        "sha256_of_content": hex::encode(signing::digest_of_content(&bytes)?),
+        "signatures": signatures,
+        "manifest": m,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

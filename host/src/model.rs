@@ -1,0 +1,399 @@
+//! One model version, verified, compiled and ready to instantiate.
+//!
+//! Loading is a pipeline whose every stage can refuse the file with a
+//! [`LoadError`] that names the stage: the signature is verified before any
+//! byte reaches the compiler; the manifest is read and validated; the
+//! component is compiled and checked to export the interface version this
+//! host speaks; its `metadata()` must equal the signed manifest; and the
+//! manifest's examples must reproduce in the sandbox. Only then is the
+//! version routable.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use trademl_sdk::manifest::{self, Manifest};
+use trademl_sdk::protocol::{self, TensorSpec};
+use trademl_sdk::signing::{self, TrustStore, VerifyError};
+use wasmtime::component::types::ComponentItem;
+
+use crate::bindings::{self, ModelError, ModelPre};
+use crate::sandbox::{CallError, CallLimits, CallState, PREDICT_EXPORT, Sandbox};
+
+/// Why a model file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The signature check failed: unsigned, untrusted, altered or malformed.
+    #[error("{0}")]
+    Signature(#[from] VerifyError),
+    /// The manifest is missing or invalid.
+    #[error("manifest: {0}")]
+    Manifest(String),
+    /// The manifest asks for more memory than the host allows.
+    #[error("manifest asks for {asked} MiB of memory; this host allows at most {allowed} MiB (AI_MAX_MEMORY)")]
+    MemoryLimit {
+        /// What the manifest asks for.
+        asked: u32,
+        /// The host's cap.
+        allowed: u32,
+    },
+    /// The component does not compile.
+    #[error("compile: {0}")]
+    Compile(String),
+    /// The component targets another interface, or imports what the sandbox
+    /// does not provide.
+    #[error("interface: {0}")]
+    Interface(String),
+    /// The component's metadata differs from its signed manifest.
+    #[error("metadata: {0}")]
+    Metadata(String),
+    /// An example of the manifest does not reproduce.
+    #[error("example {index}: {reason}")]
+    Example {
+        /// Which example (0-based).
+        index: usize,
+        /// What differed or failed.
+        reason: String,
+    },
+}
+
+/// Why a prediction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    /// The request does not fit the model (HTTP 400).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The model reported a failure of its own (HTTP 500).
+    #[error("model failure: {0}")]
+    ModelFailure(String),
+    /// The sandbox stopped the call (HTTP 500).
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The host could not start the call (HTTP 500).
+    #[error("could not start the model: {0}")]
+    Instantiate(String),
+}
+
+/// Where the time of a load went.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct LoadTimings {
+    /// Signature verification.
+    pub verify: Duration,
+    /// Compilation to native code.
+    pub compile: Duration,
+    /// Instantiation, metadata and example checks.
+    pub check: Duration,
+}
+
+/// A loaded, routable model version.
+pub struct LoadedVersion {
+    /// The signed manifest.
+    pub manifest: Manifest,
+    /// SHA-256 of the signed content, hex.
+    pub digest: String,
+    /// The trusted key that signed it (empty when loaded unsigned by `pack`).
+    pub signer: String,
+    /// Where the time of the load went.
+    pub timings: LoadTimings,
+    pre: ModelPre<CallState>,
+    sandbox: Arc<Sandbox>,
+    limits: CallLimits,
+}
+
+impl std::fmt::Debug for LoadedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedVersion")
+            .field("name", &self.manifest.name)
+            .field("version", &self.manifest.version)
+            .field("digest", &self.digest)
+            .finish()
+    }
+}
+
+impl LoadedVersion {
+    /// Verify, compile and check a signed model file.
+    pub fn load(
+        sandbox: &Arc<Sandbox>,
+        bytes: &[u8],
+        trust: &TrustStore,
+        deadline: Duration,
+    ) -> Result<LoadedVersion, LoadError> {
+        let started = Instant::now();
+        let verified = signing::verify(bytes, trust)?;
+        let verify = started.elapsed();
+        let mut loaded = Self::load_unverified(sandbox, bytes, deadline)?;
+        loaded.digest = hex::encode(verified.digest);
+        loaded.signer = verified.key_name;
+        loaded.timings.verify = verify;
+        Ok(loaded)
+    }
+
+    /// Compile and check a packed file without looking at its signatures:
+    /// for `trademl pack`, which checks a component before it is signed.
+    pub fn load_unverified(
+        sandbox: &Arc<Sandbox>,
+        bytes: &[u8],
+        deadline: Duration,
+    ) -> Result<LoadedVersion, LoadError> {
+        let manifest =
+            manifest::read_manifest(bytes).map_err(|e| LoadError::Manifest(e.to_string()))?;
+        manifest
+            .validate()
+            .map_err(|e| LoadError::Manifest(e.to_string()))?;
+        if manifest.interface != manifest::INTERFACE {
+            return Err(LoadError::Interface(format!(
+                "the manifest declares {}; this host speaks {}",
+                manifest.interface,
+                manifest::INTERFACE
+            )));
+        }
+        if manifest.memory_limit_mib > sandbox.max_memory_mib() {
+            return Err(LoadError::MemoryLimit {
+                asked: manifest.memory_limit_mib,
+                allowed: sandbox.max_memory_mib(),
+            });
+        }
+        let digest = signing::digest_of_content(bytes)
+            .map(hex::encode)
+            .map_err(|e| LoadError::Manifest(e.to_string()))?;
+
+        let started = Instant::now();
+        let component = sandbox
+            .compile(bytes)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let compile = started.elapsed();
+
+        let started = Instant::now();
+        check_exports(sandbox, &component)?;
+        let instance_pre = sandbox
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Interface(format!("{e:#}")))?;
+        let pre = ModelPre::new(instance_pre).map_err(|e| LoadError::Interface(format!("{e:#}")))?;
+        let limits = CallLimits {
+            max_memory_bytes: (manifest.memory_limit_mib as usize) << 20,
+            deadline,
+        };
+        let mut loaded = LoadedVersion {
+            manifest,
+            digest,
+            signer: String::new(),
+            timings: LoadTimings::default(),
+            pre,
+            sandbox: sandbox.clone(),
+            limits,
+        };
+        loaded.check_metadata()?;
+        loaded.check_examples()?;
+        loaded.timings.compile = compile;
+        loaded.timings.check = started.elapsed();
+        Ok(loaded)
+    }
+
+    /// The model's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// The model's version.
+    pub fn version(&self) -> &str {
+        &self.manifest.version
+    }
+
+    /// The limits each call runs under.
+    pub fn limits(&self) -> CallLimits {
+        self.limits
+    }
+
+    /// Check a request's inputs against the manifest: every input known,
+    /// present once, of the declared datatype and shape.
+    pub fn check_inputs(&self, inputs: &[protocol::Tensor]) -> Result<(), PredictError> {
+        let specs = &self.manifest.inputs;
+        for (i, t) in inputs.iter().enumerate() {
+            if inputs[..i].iter().any(|o| o.name == t.name) {
+                return Err(PredictError::InvalidInput(format!(
+                    "input \"{}\" is given twice",
+                    t.name
+                )));
+            }
+            let Some(spec) = specs.iter().find(|s| s.name == t.name) else {
+                return Err(PredictError::InvalidInput(format!(
+                    "unknown input \"{}\"; model \"{}\" takes {}",
+                    t.name,
+                    self.name(),
+                    names(specs)
+                )));
+            };
+            protocol::check_tensor(t, spec).map_err(PredictError::InvalidInput)?;
+        }
+        if let Some(missing) = specs.iter().find(|s| !inputs.iter().any(|t| t.name == s.name)) {
+            return Err(PredictError::InvalidInput(format!(
+                "missing input \"{}\" ({} {}); model \"{}\" takes {}",
+                missing.name,
+                missing.datatype.as_str(),
+                shape_text(&missing.shape),
+                self.name(),
+                names(specs)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Run one prediction in a fresh instance. Blocking: call it from a
+    /// blocking thread.
+    pub fn predict(
+        &self,
+        inputs: Vec<protocol::Tensor>,
+    ) -> Result<Vec<protocol::Tensor>, PredictError> {
+        self.check_inputs(&inputs)?;
+        let inputs: Vec<bindings::Tensor> = inputs.into_iter().map(bindings::to_wit).collect();
+        let outputs = self.call_predict(&inputs)?;
+        let outputs: Vec<protocol::Tensor> = outputs.into_iter().map(bindings::from_wit).collect();
+        self.check_outputs(&outputs)?;
+        Ok(outputs)
+    }
+
+    fn call_predict(
+        &self,
+        inputs: &[bindings::Tensor],
+    ) -> Result<Vec<bindings::Tensor>, PredictError> {
+        let mut call = self.sandbox.store(self.limits);
+        let model = match self.pre.instantiate(&mut call.store) {
+            Ok(model) => model,
+            Err(err) => {
+                return Err(match call.classify(err) {
+                    CallError::Trap(msg) => PredictError::Instantiate(msg),
+                    other => PredictError::Call(other),
+                });
+            }
+        };
+        match model
+            .trademl_model_predict()
+            .call_predict(&mut call.store, inputs)
+        {
+            Ok(Ok(outputs)) => Ok(outputs),
+            Ok(Err(ModelError::InvalidInput(msg))) => Err(PredictError::InvalidInput(msg)),
+            Ok(Err(ModelError::ModelFailure(msg))) => Err(PredictError::ModelFailure(msg)),
+            Err(err) => Err(PredictError::Call(call.classify(err))),
+        }
+    }
+
+    /// Create a fresh store and instance, as each request does, and return
+    /// how long that took. For benchmarks.
+    pub fn time_instantiation(&self) -> Result<Duration, PredictError> {
+        let started = Instant::now();
+        let mut call = self.sandbox.store(self.limits);
+        self.pre
+            .instantiate(&mut call.store)
+            .map_err(|e| PredictError::Instantiate(call.classify(e).to_string()))?;
+        Ok(started.elapsed())
+    }
+
+    fn check_outputs(&self, outputs: &[protocol::Tensor]) -> Result<(), PredictError> {
+        for t in outputs {
+            let Some(spec) = self.manifest.outputs.iter().find(|s| s.name == t.name) else {
+                return Err(PredictError::ModelFailure(format!(
+                    "the model returned an undeclared output \"{}\"",
+                    t.name
+                )));
+            };
+            protocol::check_tensor(t, spec).map_err(|e| {
+                PredictError::ModelFailure(format!("the model returned a bad output: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn check_metadata(&self) -> Result<(), LoadError> {
+        let mut call = self.sandbox.store(self.limits);
+        let model = self
+            .pre
+            .instantiate(&mut call.store)
+            .map_err(|e| LoadError::Metadata(format!("instantiating: {}", call.classify(e))))?;
+        let meta = model
+            .trademl_model_predict()
+            .call_metadata(&mut call.store)
+            .map_err(|e| LoadError::Metadata(format!("calling metadata(): {}", call.classify(e))))?;
+        let m = &self.manifest;
+        let field = |what: &str, component: &dyn std::fmt::Debug, manifest: &dyn std::fmt::Debug| {
+            LoadError::Metadata(format!(
+                "the component's {what} is {component:?} but the manifest says {manifest:?}"
+            ))
+        };
+        if meta.name != m.name {
+            return Err(field("name", &meta.name, &m.name));
+        }
+        if meta.version != m.version {
+            return Err(field("version", &meta.version, &m.version));
+        }
+        if meta.description != m.description {
+            return Err(field("description", &meta.description, &m.description));
+        }
+        let inputs: Vec<TensorSpec> = meta.inputs.iter().map(bindings::spec).collect();
+        if inputs != m.inputs {
+            return Err(field("inputs", &inputs, &m.inputs));
+        }
+        let outputs: Vec<TensorSpec> = meta.outputs.iter().map(bindings::spec).collect();
+        if outputs != m.outputs {
+            return Err(field("outputs", &outputs, &m.outputs));
+        }
+        Ok(())
+    }
+
+    fn check_examples(&self) -> Result<(), LoadError> {
+        for (index, example) in self.manifest.examples.iter().enumerate() {
+            let fail = |reason: String| LoadError::Example { index, reason };
+            let outputs = self
+                .predict(example.inputs.clone())
+                .map_err(|e| fail(e.to_string()))?;
+            for expected in &example.outputs {
+                let actual = outputs
+                    .iter()
+                    .find(|t| t.name == expected.name)
+                    .ok_or_else(|| fail(format!("no output \"{}\"", expected.name)))?;
+                protocol::tensors_close(expected, actual, example.tolerance).map_err(fail)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuse, with a message naming both versions, a component that does not
+/// export the interface version this host speaks.
+fn check_exports(
+    sandbox: &Sandbox,
+    component: &wasmtime::component::Component,
+) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let exports: Vec<String> = ty
+        .exports(sandbox.engine())
+        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if exports.iter().any(|e| e == PREDICT_EXPORT) {
+        return Ok(());
+    }
+    let other = exports
+        .iter()
+        .find(|e| e.starts_with("trademl:model/predict"));
+    Err(LoadError::Interface(match other {
+        Some(other) => format!(
+            "the component exports {other}, an interface version this host does not speak; it speaks {PREDICT_EXPORT}"
+        ),
+        None => format!(
+            "the component does not export {PREDICT_EXPORT} (it exports: {}); build it against trademl-sdk",
+            if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
+        ),
+    }))
+}
+
+fn names(specs: &[TensorSpec]) -> String {
+    specs
+        .iter()
+        .map(|s| format!("\"{}\"", s.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn shape_text(shape: &[i64]) -> String {
+    format!("{shape:?}")
+}

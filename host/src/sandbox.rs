@@ -1,0 +1,298 @@
+//! The one place that narrows wasmtime to what trademl uses.
+//!
+//! A [`Sandbox`] owns the [`Engine`] (component model on, epoch interruption
+//! on, the pooling allocator with copy-on-write memory images) and the
+//! [`Linker`] that every model is instantiated against. The linker grants WASI
+//! with no capabilities: no preopened directories, no environment variables,
+//! no arguments, no network (the default socket policy denies every address),
+//! and standard output and error discarded. A guest built for `wasm32-wasip2`
+//! links against it, and finds nothing to reach.
+//!
+//! Each call runs in a fresh [`Store`] with:
+//! - a memory cap enforced by [`CallLimiter`], which records whether the cap
+//!   was hit so that the error can say so;
+//! - an epoch deadline: a background thread ticks the engine's epoch every
+//!   [`TICK`], and a call that runs past its deadline traps.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
+};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How often the epoch ticker advances the engine's epoch.
+pub const TICK: Duration = Duration::from_millis(5);
+
+/// The interface version this host speaks, as a component export name.
+pub const PREDICT_EXPORT: &str = "trademl:model/predict@0.1.0";
+
+/// Sizing of the sandbox, from the server's configuration.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// The memory cap no model may exceed, in MiB (`AI_MAX_MEMORY`).
+    pub max_memory_mib: u32,
+    /// How many instances may be live at once, across all models.
+    pub max_instances: u32,
+    /// Whether to use the pooling allocator (falls back to on-demand if the
+    /// machine cannot reserve the pool's address space).
+    pub pooling: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            max_memory_mib: 2048,
+            max_instances: 64,
+            pooling: true,
+        }
+    }
+}
+
+/// The per-call state of a store: WASI with no capabilities, and the limiter.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: CallLimiter,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Enforces a model's memory cap and remembers whether it was hit.
+pub struct CallLimiter {
+    max_memory_bytes: usize,
+    hit_memory_cap: Arc<AtomicBool>,
+}
+
+impl ResourceLimiter for CallLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory_bytes {
+            self.hit_memory_cap.store(true, Ordering::Relaxed);
+            // Trap rather than return -1 from memory.grow: a guest's allocator
+            // would abort anyway, and a trap names the cause.
+            return Err(wasmtime::format_err!(
+                "memory cap of {} MiB reached",
+                self.max_memory_bytes >> 20
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Limits of one call.
+#[derive(Clone, Copy, Debug)]
+pub struct CallLimits {
+    /// The model's memory cap in bytes.
+    pub max_memory_bytes: usize,
+    /// The CPU deadline of the call.
+    pub deadline: Duration,
+}
+
+/// A store for one call, with the flag its limiter sets.
+pub struct CallStore {
+    /// The store to instantiate and call in.
+    pub store: Store<CallState>,
+    hit_memory_cap: Arc<AtomicBool>,
+    limits: CallLimits,
+}
+
+impl CallStore {
+    /// Turn a wasmtime error from this store into a [`CallError`] that says
+    /// what happened in words a model user understands.
+    pub fn classify(&self, err: wasmtime::Error) -> CallError {
+        if self.hit_memory_cap.load(Ordering::Relaxed) {
+            return CallError::MemoryCap {
+                limit_mib: (self.limits.max_memory_bytes >> 20) as u64,
+            };
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallError::Deadline {
+                deadline: self.limits.deadline,
+            },
+            Some(trap) => CallError::Trap(format!("{trap}: {err:#}")),
+            None => CallError::Trap(format!("{err:#}")),
+        }
+    }
+}
+
+/// Why a call into a component failed (as opposed to the model returning its
+/// own error).
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The call ran past its CPU deadline and was interrupted.
+    #[error("the model ran past its deadline of {} ms and was stopped", deadline.as_millis())]
+    Deadline {
+        /// The deadline that was exceeded.
+        deadline: Duration,
+    },
+    /// The model tried to grow its memory past its cap.
+    #[error("the model exceeded its memory limit of {limit_mib} MiB and was stopped")]
+    MemoryCap {
+        /// The cap, in MiB.
+        limit_mib: u64,
+    },
+    /// The model trapped (a panic, an out-of-bounds access, `unreachable`).
+    #[error("the model trapped: {0}")]
+    Trap(String),
+}
+
+/// The engine and linker shared by every model.
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<CallState>,
+    config: SandboxConfig,
+    pooling: bool,
+}
+
+impl Sandbox {
+    /// Build the engine and start its epoch ticker.
+    pub fn new(config: SandboxConfig) -> Result<Arc<Sandbox>> {
+        let (engine, pooling) = if config.pooling {
+            match Engine::new(&engine_config(&config, true)) {
+                Ok(engine) => (engine, true),
+                Err(err) => {
+                    tracing::warn!(
+                        "pooling allocator unavailable ({err:#}); using on-demand allocation"
+                    );
+                    (Engine::new(&engine_config(&config, false))?, false)
+                }
+            }
+        } else {
+            (Engine::new(&engine_config(&config, false))?, false)
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI into the sandbox")?;
+        // The types interface holds only types; it still has to be defined.
+        linker
+            .instance("trademl:model/types@0.1.0")
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
+            .context("defining trademl:model/types")?;
+
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("trademl-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .context("starting the epoch ticker")?;
+
+        Ok(Arc::new(Sandbox {
+            engine,
+            linker,
+            config,
+            pooling,
+        }))
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker every model is instantiated against.
+    pub fn linker(&self) -> &Linker<CallState> {
+        &self.linker
+    }
+
+    /// The host-wide memory cap, in MiB.
+    pub fn max_memory_mib(&self) -> u32 {
+        self.config.max_memory_mib
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+
+    /// Compile a component (already verified by the caller).
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component> {
+        Component::new(&self.engine, bytes)
+            .map_err(anyhow::Error::from)
+            .context("compiling the component")
+    }
+
+    /// A fresh store for one call, with no capabilities and the given limits.
+    pub fn store(&self, limits: CallLimits) -> CallStore {
+        let hit_memory_cap = Arc::new(AtomicBool::new(false));
+        // No preopens, no env, no args, no network: `WasiCtx::builder()`
+        // grants none of them unless asked. Output is discarded.
+        let wasi = WasiCtx::builder().build();
+        let mut store = Store::new(
+            &self.engine,
+            CallState {
+                wasi,
+                table: ResourceTable::new(),
+                limiter: CallLimiter {
+                    max_memory_bytes: limits.max_memory_bytes,
+                    hit_memory_cap: hit_memory_cap.clone(),
+                },
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        let ticks = (limits.deadline.as_micros() / TICK.as_micros()).max(1) as u64;
+        store.set_epoch_deadline(ticks + 1);
+        store.epoch_deadline_trap();
+        CallStore {
+            store,
+            hit_memory_cap,
+            limits,
+        }
+    }
+}
+
+fn engine_config(config: &SandboxConfig, pooling: bool) -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    c.memory_init_cow(true);
+    c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if pooling {
+        let max_memory = (config.max_memory_mib as usize) << 20;
+        let mut pool = PoolingAllocationConfig::default();
+        let instances = config.max_instances.max(1);
+        pool.total_component_instances(instances)
+            .total_core_instances(instances * 8)
+            .total_memories(instances * 2)
+            .total_tables(instances * 8)
+            .total_stacks(instances)
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(max_memory);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    c
+}
