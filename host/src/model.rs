@@ -326,7 +326,10 @@ impl LoadedVersion {
             return Err(field("version", &meta.version, &m.version));
         }
         if meta.description != m.description {
-            return Err(field("description", &meta.description, &m.description));
+            return Err(LoadError::Metadata(format!(
+                "the component's description differs from the manifest's {}",
+                first_difference(&meta.description, &m.description)
+            )));
         }
         let inputs: Vec<TensorSpec> = meta.inputs.iter().map(bindings::spec).collect();
         if inputs != m.inputs {
@@ -384,6 +387,23 @@ fn check_exports(
             if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
         ),
     }))
+}
+
+/// Where two texts first differ, with a little context from each.
+fn first_difference(a: &str, b: &str) -> String {
+    let at = a
+        .char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map(|((i, _), _)| i)
+        .unwrap_or(a.len().min(b.len()));
+    let start = a[..at].char_indices().rev().nth(20).map_or(0, |(i, _)| i);
+    let snippet = |s: &str| s.get(start..).unwrap_or("").chars().take(60).collect::<String>();
+    format!(
+        "at byte {at}: component \"…{}…\", manifest \"…{}…\"",
+        snippet(a),
+        snippet(b)
+    )
 }
 
 fn names(specs: &[TensorSpec]) -> String {

@@ -157,7 +157,7 @@ async fn version_ready(
     Ok(Json(json!({"name": name, "version": version, "ready": true})))
 }
 
-async fn index(State(s): St) -> AppResult<Json<Value>> {
+async fn index(State(s): St, _body: Bytes) -> AppResult<Json<Value>> {
     let mut rows = Vec::new();
     for name in s.repo.names() {
         for v in s.repo.versions(&name)?.versions {
@@ -208,7 +208,13 @@ async fn traffic(State(s): St, Path(name): Path<String>, body: Bytes) -> AppResu
     Ok(Json(s.repo.set_traffic(&name, req.versions).await?))
 }
 
-async fn rollback(State(s): St, Path(name): Path<String>) -> AppResult<impl IntoResponse> {
+// Every POST handler takes its body, even one it ignores: a body left unread
+// makes hyper close a keep-alive connection after the answer.
+async fn rollback(
+    State(s): St,
+    Path(name): Path<String>,
+    _body: Bytes,
+) -> AppResult<impl IntoResponse> {
     Ok(Json(s.repo.rollback(&name).await?))
 }
 

@@ -1,0 +1,229 @@
+//! Hostile components, built by this suite and signed by a trusted key: an
+//! infinite loop, a memory bomb, traps of several kinds, and one that tries
+//! to read files, the environment and the network. Each fails its own request
+//! (or gets nothing); the server and every other model keep serving.
+
+use std::io::ErrorKind;
+use std::net::{TcpListener, UdpSocket};
+use std::thread;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn repo_with_hostiles() -> Repo {
+    let f = fixtures();
+    let repo = Repo::new();
+    repo.add(&f.scale_v1, "scale", "1.0.0");
+    repo.add(&f.spin, "spin", "1.0.0");
+    repo.add(&f.memory_bomb, "memory-bomb", "1.0.0");
+    repo.add(&f.trap, "trap", "1.0.0");
+    repo.add(&f.escape, "escape", "1.0.0");
+    repo
+}
+
+fn start(repo: &Repo) -> Server {
+    Server::start_with(
+        repo.path(),
+        ServeOptions {
+            deadline_ms: Some(250),
+            ..ServeOptions::default()
+        },
+    )
+}
+
+fn x_request() -> Value {
+    scale_request(&[1.0, 2.0])
+}
+
+fn trap_request(mode: i64) -> Value {
+    json!({"inputs": [{"name": "mode", "datatype": "INT64", "shape": [1], "data": [mode]}]})
+}
+
+/// A well-behaved request to scale, and one to `model` itself, both answered.
+fn still_serving(s: &Server) {
+    let r = s.infer("scale", &scale_request(&[21.0])).expect(200).json();
+    assert_eq!(output_f64(&r, "y"), vec![42.0]);
+    let r = s.infer("trap", &trap_request(7)).expect(200).json();
+    assert_eq!(output(&r, "y").2, vec![json!(7)]);
+    assert_eq!(s.get("/v2/health/live").expect(200).json()["live"], true);
+}
+
+fn mentions_deadline(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("deadline") || m.contains("time")
+}
+
+#[test]
+fn an_infinite_loop_hits_the_deadline() {
+    let repo = repo_with_hostiles();
+    let mut s = start(&repo);
+    for _ in 0..2 {
+        let reply = s.infer("spin", &x_request()).expect(500);
+        assert!(mentions_deadline(&reply.error()), "{}", reply.body);
+        still_serving(&s);
+    }
+    // Several at once, while good requests go on.
+    let server = &s;
+    thread::scope(|scope| {
+        let spins: Vec<_> = (0..3)
+            .map(|_| scope.spawn(move || server.infer("spin", &x_request())))
+            .collect();
+        for _ in 0..5 {
+            still_serving(server);
+        }
+        for h in spins {
+            let reply = h.join().unwrap().expect(500);
+            assert!(mentions_deadline(&reply.error()), "{}", reply.body);
+        }
+    });
+    still_serving(&s);
+    assert!(s.is_running());
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_by_the_default_deadline_too() {
+    // No --deadline-ms: the default deadline ends it (within the client's
+    // bounded timeout).
+    let repo = repo_with_hostiles();
+    let s = Server::start(repo.path());
+    let reply = s.infer("spin", &x_request()).expect(500);
+    assert!(mentions_deadline(&reply.error()), "{}", reply.body);
+    still_serving(&s);
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_cap() {
+    let repo = repo_with_hostiles();
+    let mut s = start(&repo);
+    for _ in 0..3 {
+        s.infer("memory-bomb", &x_request())
+            .expect_error(500, &["memory"]);
+        still_serving(&s);
+    }
+    assert!(s.is_running());
+}
+
+#[test]
+fn traps_fail_one_request_each() {
+    let repo = repo_with_hostiles();
+    let mut s = start(&repo);
+    for mode in [0, 1, 2, 3, 0] {
+        let reply = s.infer("trap", &trap_request(mode)).expect(500);
+        reply.error();
+        still_serving(&s);
+    }
+    // A typed model failure: 500 with the model's own message.
+    s.infer("trap", &trap_request(4))
+        .expect_error(500, &["fails on purpose"]);
+    still_serving(&s);
+    assert!(s.is_running());
+}
+
+#[test]
+fn hostile_requests_interleaved_with_good_ones() {
+    let repo = repo_with_hostiles();
+    let mut s = start(&repo);
+    thread::scope(|scope| {
+        let bad = scope.spawn(|| {
+            for i in 0..4 {
+                s.infer("trap", &trap_request(i % 4)).expect(500);
+                s.infer("memory-bomb", &x_request()).expect(500);
+                s.infer("spin", &x_request()).expect(500);
+            }
+        });
+        let good = scope.spawn(|| {
+            for i in 0..40 {
+                let x = f64::from(i);
+                let r = s.infer("scale", &scale_request(&[x])).expect(200).json();
+                assert_eq!(output_f64(&r, "y"), vec![2.0 * x]);
+            }
+        });
+        bad.join().unwrap();
+        good.join().unwrap();
+    });
+    still_serving(&s);
+    assert!(s.is_running());
+}
+
+#[test]
+fn a_component_cannot_reach_files_environment_or_network() {
+    let repo = repo_with_hostiles();
+    let secret = format!("TOP-SECRET-{}", std::process::id());
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(cwd.path().join("secret.txt"), &secret).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let udp = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    udp.set_nonblocking(true).unwrap();
+
+    let s = Server::start_with(
+        repo.path(),
+        ServeOptions {
+            deadline_ms: Some(2000),
+            cwd: Some(cwd.path().to_path_buf()),
+            env: vec![("TRADEML_E2E_SECRET".into(), secret.clone())],
+        },
+    );
+    let paths = [
+        "/etc/passwd".to_string(),
+        "/etc/hostname".to_string(),
+        "secret.txt".to_string(),
+        "./secret.txt".to_string(),
+        cwd.path().join("secret.txt").display().to_string(),
+        repo.path()
+            .join("trust/publisher.pub")
+            .display()
+            .to_string(),
+        "/proc/self/environ".to_string(),
+    ];
+    let request = json!({"inputs": [
+        {"name": "paths", "datatype": "BYTES", "shape": [paths.len()], "data": paths},
+        {"name": "port", "datatype": "INT64", "shape": [1], "data": [port]}
+    ]});
+    let r = s.infer("escape", &request).expect(200).json();
+    let (_, _, report) = output(&r, "report");
+    let report: Vec<String> = report
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .collect();
+    let (_, _, leaked) = output(&r, "leaked");
+    // Every attempt ran: two per path, four listings, a create, env, cwd,
+    // TCP and UDP.
+    assert_eq!(report.len(), paths.len() * 2 + 9, "{report:#?}");
+    assert_eq!(leaked.len(), report.len(), "{r}");
+    for (line, leak) in report.iter().zip(&leaked) {
+        assert_eq!(leak, &json!(false), "the component got through: {line}");
+    }
+    let all = report.join("\n");
+    eprintln!("what the escape component got:\n{all}");
+    assert!(!all.contains(&secret), "the secret leaked: {all}");
+    assert!(!all.contains("root:"), "/etc/passwd leaked: {all}");
+    assert!(
+        !all.contains("TRADEML_E2E_SECRET"),
+        "the environment leaked: {all}"
+    );
+    assert!(
+        !cwd.path().join("trademl-escape-was-here").exists(),
+        "the component created a file in the server's directory"
+    );
+    match listener.accept() {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        Ok((_, peer)) => panic!("the component opened a TCP connection from {peer}"),
+        Err(e) => panic!("accept: {e}"),
+    }
+    let mut buf = [0u8; 64];
+    match udp.recv_from(&mut buf) {
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+        Ok((n, peer)) => panic!("the component sent a {n}-byte datagram from {peer}"),
+        Err(e) => panic!("recv_from: {e}"),
+    }
+    // And it is an ordinary model otherwise: the server goes on.
+    let r = s.infer("scale", &scale_request(&[1.0])).expect(200).json();
+    assert_eq!(output_f64(&r, "y"), vec![2.0]);
+}
