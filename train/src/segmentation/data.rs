@@ -1,0 +1,158 @@
+//! Reading a transactions CSV into one [`Customer`] per customer at a cutoff date.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+use trademl_model_customer_segmentation::model::Customer;
+
+/// Which columns of the CSV hold what, and how dates are written.
+#[derive(Debug, Clone)]
+pub struct Columns {
+    /// The customer identifier column.
+    pub customer: String,
+    /// The purchase date column.
+    pub date: String,
+    /// The `chrono` format of the dates, e.g. `%Y%m%d`.
+    pub date_format: String,
+    /// The purchase amount column (USD).
+    pub amount: String,
+}
+
+/// The customers of a transactions file, as seen at a cutoff date.
+#[derive(Debug, Clone)]
+pub struct CustomerTable {
+    /// The file read.
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+    /// Data rows in the file.
+    pub rows: usize,
+    /// Rows dated on or before the cutoff (the ones used).
+    pub rows_used: usize,
+    /// Customer ids, sorted, parallel to `customers`.
+    pub ids: Vec<String>,
+    /// Each customer's figures at the cutoff.
+    pub customers: Vec<Customer>,
+}
+
+/// Reads a CSV (gzip-compressed when the name ends in `.gz`) of one purchase per row and
+/// describes every customer with a purchase on or before `cutoff`:
+/// recency and tenure in days to the cutoff, frequency as distinct purchase days, monetary value
+/// as total spend divided by frequency. Purchases after the cutoff are ignored.
+pub fn load(path: &Path, columns: &Columns, cutoff: NaiveDate) -> Result<CustomerTable> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let mut text = Vec::new();
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut text)
+            .with_context(|| format!("decompressing {}", path.display()))?;
+    } else {
+        text = bytes;
+    }
+    let mut reader = csv::Reader::from_reader(&text[..]);
+    let headers = reader
+        .headers()
+        .with_context(|| format!("reading the header row of {}", path.display()))?
+        .clone();
+    let index = |role: &str, name: &str| -> Result<usize> {
+        match headers.iter().position(|h| h.trim() == name) {
+            Some(i) => Ok(i),
+            None => bail!(
+                "{}: no column {name:?} (the {role} column); the columns are: {}",
+                path.display(),
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    };
+    let (ci, di, ai) = (
+        index("customer", &columns.customer)?,
+        index("date", &columns.date)?,
+        index("amount", &columns.amount)?,
+    );
+
+    // Per customer: (day, amount) of every purchase up to the cutoff.
+    let mut purchases: BTreeMap<String, Vec<(NaiveDate, f64)>> = BTreeMap::new();
+    let (mut rows, mut rows_used) = (0, 0);
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = record.with_context(|| format!("{}: line {line}", path.display()))?;
+        rows += 1;
+        let field = |idx: usize| record.get(idx).unwrap_or("").trim();
+        let date =
+            NaiveDate::parse_from_str(field(di), &columns.date_format).with_context(|| {
+                format!(
+                    "{}: line {line}: column {:?} = {:?} is not a date in the format {:?}",
+                    path.display(),
+                    columns.date,
+                    field(di),
+                    columns.date_format
+                )
+            })?;
+        let amount: f64 = field(ai)
+            .parse()
+            .ok()
+            .filter(|a: &f64| a.is_finite())
+            .with_context(|| {
+                format!(
+                    "{}: line {line}: column {:?} = {:?} is not a number",
+                    path.display(),
+                    columns.amount,
+                    field(ai)
+                )
+            })?;
+        if amount < 0.0 {
+            bail!(
+                "{}: line {line}: column {:?} = {amount} is negative (returns are not supported)",
+                path.display(),
+                columns.amount
+            );
+        }
+        if date > cutoff {
+            continue;
+        }
+        rows_used += 1;
+        purchases
+            .entry(field(ci).to_string())
+            .or_default()
+            .push((date, amount));
+    }
+    if purchases.is_empty() {
+        bail!(
+            "{}: no purchase on or before the cutoff {cutoff} ({rows} rows read)",
+            path.display()
+        );
+    }
+
+    let mut ids = Vec::with_capacity(purchases.len());
+    let mut customers = Vec::with_capacity(purchases.len());
+    for (id, mut list) in purchases {
+        list.sort_by_key(|&(d, _)| d);
+        let first = list[0].0;
+        let last = list[list.len() - 1].0;
+        let mut days = list.iter().map(|&(d, _)| d).collect::<Vec<_>>();
+        days.dedup();
+        let total: f64 = list.iter().map(|&(_, a)| a).sum();
+        let frequency = days.len() as f64;
+        ids.push(id);
+        customers.push(Customer {
+            recency_days: (cutoff - last).num_days() as f64,
+            frequency,
+            monetary_value: total / frequency,
+            tenure_days: (cutoff - first).num_days() as f64,
+        });
+    }
+    Ok(CustomerTable {
+        path: path.to_path_buf(),
+        sha256,
+        rows,
+        rows_used,
+        ids,
+        customers,
+    })
+}
