@@ -8,7 +8,7 @@ wasmtime::component::bindgen!({
     world: "model",
 });
 
-pub use trademl::model::types::{
+pub use self::trademl::model::types::{
     Datatype, Error as ModelError, ModelMetadata, Tensor, TensorData, TensorSpec,
 };
 
