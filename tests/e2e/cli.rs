@@ -84,7 +84,7 @@ fn pack_embeds_the_manifest_and_inspect_shows_it() {
         both.stdout, signed.stdout,
         "inspect shows the same for one and two signatures"
     );
-    trademl(["inspect".as_ref(), "/nonexistent/file.wasm"]).refused();
+    trademl(["inspect", "/nonexistent/file.wasm"]).refused();
 }
 
 fn try_pack_scale(edit: impl FnOnce(&mut Value)) -> CliRun {

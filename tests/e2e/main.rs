@@ -13,4 +13,5 @@ mod hostile;
 mod hot_swap;
 mod http;
 mod segmentation;
+mod shipped;
 mod signatures;
