@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 /// The first line of a secret key file.
 pub const SECRET_KEY_HEADER: &str = "trademl-ed25519-secret-key v1";
@@ -59,23 +59,10 @@ pub(crate) fn key_id_bytes(public: &[u8; 32]) -> [u8; KEY_ID_LEN] {
 }
 
 pub(crate) fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    // Keys here are short; a key longer than the block would be hashed first.
-    let mut k0 = [0u8; 64];
-    if key.len() > 64 {
-        k0[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k0[..key.len()].copy_from_slice(key);
-    }
-    let pad = |b: u8| k0.map(|k| k ^ b);
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(msg);
+    mac.finalize().into_bytes().into()
 }
 
 /// An Ed25519 public key.
