@@ -84,6 +84,8 @@ pub struct ModelFigures {
     pub compile: Summary,
     /// Verify, compile and check (metadata and examples): a whole cold load.
     pub cold_load: Summary,
+    /// A whole load with the compiled code from the cache (a restart).
+    pub cached_load: Summary,
     /// A fresh store and instance, as each request gets.
     pub instantiate: Summary,
     /// One prediction of one row in process (instance included).
@@ -140,6 +142,24 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             loaded = Some(l);
         }
         let loaded = loaded.expect("at least one load");
+        // A restart: a new engine, the compiled code from an authenticated cache.
+        let cache_dir = tempfile::tempdir()?;
+        let cached = Sandbox::new(SandboxConfig {
+            cache_dir: Some(cache_dir.path().to_path_buf()),
+            ..SandboxConfig::default()
+        })?;
+        LoadedVersion::load(&cached, &bytes, &trust, deadline)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let mut cached_load = Vec::new();
+        for _ in 0..options.loads.max(1) {
+            let started = Instant::now();
+            let l = LoadedVersion::load(&cached, &bytes, &trust, deadline)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            cached_load.push(started.elapsed());
+            if !l.timings.from_cache {
+                bail!("{}: the compiled cache was not used", file.display());
+            }
+        }
         let name = loaded.name().to_string();
         let version = loaded.version().to_string();
         let Some(example) = loaded.manifest.examples.first() else {
@@ -194,6 +214,7 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             verify: Summary::of(&mut verify),
             compile: Summary::of(&mut compile),
             cold_load: Summary::of(&mut cold),
+            cached_load: Summary::of(&mut cached_load),
             instantiate: Summary::of(&mut instantiate),
             predict_1_row_in_process: Summary::of(&mut in_process),
             predict_1_row_http: Summary::of(&mut http_one),
@@ -231,6 +252,7 @@ fn print_figures(f: &ModelFigures) {
     row("verify signature", &f.verify);
     row("compile (fresh engine)", &f.compile);
     row("cold load (verify+compile+check)", &f.cold_load);
+    row("load from the compiled cache", &f.cached_load);
     row("instantiate (store + instance)", &f.instantiate);
     row("predict 1 row, in process", &f.predict_1_row_in_process);
     row("predict 1 row, HTTP loopback", &f.predict_1_row_http);

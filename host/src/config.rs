@@ -12,6 +12,7 @@
 //! deadline_ms = 2000
 //! max_memory_mib = 2048
 //! max_instances = 64
+//! compiled_cache = "/var/cache/trademl"   # default: <models>/.cache
 //! ```
 
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub struct FileConfig {
     pub max_memory_mib: Option<u32>,
     /// How many model instances may run at once.
     pub max_instances: Option<u32>,
+    /// Where compiled components are cached.
+    pub compiled_cache: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -74,6 +77,10 @@ pub struct Overrides {
     pub max_instances: Option<u32>,
     /// `--config`.
     pub config: Option<PathBuf>,
+    /// `--cache-dir`.
+    pub cache_dir: Option<PathBuf>,
+    /// `--no-cache`.
+    pub no_cache: bool,
 }
 
 /// A way to read environment variables (the process's, or a test's map).
@@ -124,12 +131,22 @@ impl ServeConfig {
         if max_instances == 0 {
             bail!("max_instances must be at least 1");
         }
+        let models = cli
+            .models
+            .or(env_models)
+            .or(file.models)
+            .unwrap_or_else(|| PathBuf::from("models"));
+        let cache_dir = if cli.no_cache {
+            None
+        } else {
+            Some(
+                cli.cache_dir
+                    .or(file.compiled_cache)
+                    .unwrap_or_else(|| models.join(".cache")),
+            )
+        };
         Ok(ServeConfig {
-            models: cli
-                .models
-                .or(env_models)
-                .or(file.models)
-                .unwrap_or_else(|| PathBuf::from("models")),
+            models,
             listen: cli
                 .listen
                 .or(file.listen)
@@ -139,6 +156,7 @@ impl ServeConfig {
                 max_memory_mib,
                 max_instances,
                 pooling: true,
+                cache_dir,
             },
         })
     }
@@ -163,6 +181,13 @@ mod tests {
         assert_eq!(c.models, PathBuf::from("models"));
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.sandbox.max_memory_mib, 2048);
+        assert_eq!(c.sandbox.cache_dir, Some(PathBuf::from("models/.cache")));
+        let no_cache = Overrides {
+            no_cache: true,
+            ..Overrides::default()
+        };
+        let c = ServeConfig::resolve(no_cache, &MapEnv(HashMap::new())).unwrap();
+        assert_eq!(c.sandbox.cache_dir, None);
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!
 //! - [`sandbox`]: the one wasmtime [`Engine`](wasmtime::Engine) and linker;
 //!   per-call stores with a memory cap and a CPU deadline; no capabilities.
+//! - [`cache`]: compiled components on disk, bound to the verified digest
+//!   and authenticated, so that a restart does not compile again.
 //! - [`bindings`]: the host side of the `trademl:model` WIT world.
 //! - [`model`]: one model version: verify, compile, check, predict.
 //! - [`routing`]: which versions serve a model, persisted atomically.
@@ -24,6 +26,7 @@
 #[allow(missing_docs)]
 pub mod bindings;
 pub mod bench;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod model;

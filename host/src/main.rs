@@ -46,6 +46,12 @@ enum Command {
         /// A TOML configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Where to cache compiled components [default: <models>/.cache]
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Compile every model at every start.
+        #[arg(long, conflicts_with = "cache_dir")]
+        no_cache: bool,
     },
     /// Make a new Ed25519 publisher key pair: NAME.key (secret) and NAME.pub.
     Keygen {
@@ -156,16 +162,35 @@ enum Command {
     Eval(EvalCommand),
 }
 
+// Parsed once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum TrainCommand {
     /// Customer segments (k-means on recency, frequency, monetary value, tenure).
     CustomerSegmentation(trademl_train::segmentation::TrainArgs),
+    /// Customer churn: probability of no purchase next period.
+    Churn(trademl_train::churn::TrainArgs),
+    /// Product and promotion recommendations from recent baskets.
+    Recommender(trademl_train::recommender::TrainArgs),
+    /// Sentiment of texts.
+    Sentiment(trademl_train::sentiment::TrainArgs),
+    /// Unusual readings in sensor streams.
+    AnomalyDetection(trademl_train::anomaly::TrainArgs),
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum EvalCommand {
     /// Customer segments: stability of held-out assignments under bootstrap refits.
     CustomerSegmentation(trademl_train::segmentation::EvalArgs),
+    /// Customer churn on a calibration/holdout split.
+    Churn(trademl_train::churn::EvalArgs),
+    /// Recommendations: each user's last order held out.
+    Recommender(trademl_train::recommender::EvalArgs),
+    /// Sentiment: cross-validation and cross-domain.
+    Sentiment(trademl_train::sentiment::EvalArgs),
+    /// Anomalies against the labels, none used in fitting.
+    AnomalyDetection(trademl_train::anomaly::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -176,6 +201,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
@@ -194,6 +220,8 @@ fn run(command: Command) -> Result<()> {
             deadline_ms,
             max_instances,
             config,
+            cache_dir,
+            no_cache,
         } => serve(ServeConfig::resolve(
             Overrides {
                 models,
@@ -201,6 +229,8 @@ fn run(command: Command) -> Result<()> {
                 deadline_ms,
                 max_instances,
                 config,
+                cache_dir,
+                no_cache,
             },
             &ProcessEnv,
         )?),
@@ -279,6 +309,20 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Eval(EvalCommand::CustomerSegmentation(args)) => {
             trademl_train::segmentation::evaluate(&args)
+        }
+        Command::Train(TrainCommand::Churn(args)) => trademl_train::churn::train(&args),
+        Command::Eval(EvalCommand::Churn(args)) => trademl_train::churn::evaluate(&args),
+        Command::Train(TrainCommand::Recommender(args)) => trademl_train::recommender::train(&args),
+        Command::Eval(EvalCommand::Recommender(args)) => {
+            trademl_train::recommender::evaluate(&args)
+        }
+        Command::Train(TrainCommand::Sentiment(args)) => trademl_train::sentiment::train(&args),
+        Command::Eval(EvalCommand::Sentiment(args)) => trademl_train::sentiment::evaluate(&args),
+        Command::Train(TrainCommand::AnomalyDetection(args)) => {
+            trademl_train::anomaly::train(&args)
+        }
+        Command::Eval(EvalCommand::AnomalyDetection(args)) => {
+            trademl_train::anomaly::evaluate(&args)
         }
     }
 }

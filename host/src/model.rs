@@ -78,8 +78,10 @@ pub enum PredictError {
 pub struct LoadTimings {
     /// Signature verification.
     pub verify: Duration,
-    /// Compilation to native code.
+    /// Compilation to native code, or its load from the compiled cache.
     pub compile: Duration,
+    /// Whether the compiled code came from the cache.
+    pub from_cache: bool,
     /// Instantiation, metadata and example checks.
     pub check: Duration,
 }
@@ -157,8 +159,8 @@ impl LoadedVersion {
             .map_err(|e| LoadError::Manifest(e.to_string()))?;
 
         let started = Instant::now();
-        let component = sandbox
-            .compile(bytes)
+        let (component, from_cache) = sandbox
+            .compile_cached(bytes, &digest)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let compile = started.elapsed();
 
@@ -185,6 +187,7 @@ impl LoadedVersion {
         loaded.check_metadata()?;
         loaded.check_examples()?;
         loaded.timings.compile = compile;
+        loaded.timings.from_cache = from_cache;
         loaded.timings.check = started.elapsed();
         Ok(loaded)
     }

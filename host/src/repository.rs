@@ -215,6 +215,7 @@ impl Repository {
                             signer = %loaded.signer,
                             verify_ms = loaded.timings.verify.as_secs_f64() * 1e3,
                             compile_ms = loaded.timings.compile.as_secs_f64() * 1e3,
+                            cached = loaded.timings.from_cache,
                             check_ms = loaded.timings.check.as_secs_f64() * 1e3,
                             "loaded {}",
                             file.display()

@@ -14,6 +14,7 @@
 //! - an epoch deadline: a background thread ticks the engine's epoch every
 //!   [`TICK`], and a call that runs past its deadline traps.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -25,6 +26,8 @@ use wasmtime::{
     Trap,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::cache::CompiledCache;
 
 /// How often the epoch ticker advances the engine's epoch.
 pub const TICK: Duration = Duration::from_millis(5);
@@ -42,6 +45,8 @@ pub struct SandboxConfig {
     /// Whether to use the pooling allocator (falls back to on-demand if the
     /// machine cannot reserve the pool's address space).
     pub pooling: bool,
+    /// Where to cache compiled components (none: compile at every load).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -50,6 +55,7 @@ impl Default for SandboxConfig {
             max_memory_mib: 2048,
             max_instances: 64,
             pooling: true,
+            cache_dir: None,
         }
     }
 }
@@ -168,6 +174,7 @@ pub struct Sandbox {
     linker: Linker<CallState>,
     config: SandboxConfig,
     pooling: bool,
+    cache: Option<CompiledCache>,
 }
 
 impl Sandbox {
@@ -209,11 +216,16 @@ impl Sandbox {
             })
             .context("starting the epoch ticker")?;
 
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(CompiledCache::open(dir)?),
+            None => None,
+        };
         Ok(Arc::new(Sandbox {
             engine,
             linker,
             config,
             pooling,
+            cache,
         }))
     }
 
@@ -242,6 +254,23 @@ impl Sandbox {
         Component::new(&self.engine, bytes)
             .map_err(anyhow::Error::from)
             .context("compiling the component")
+    }
+
+    /// The compiled component for `bytes`, whose signed content has this
+    /// digest: from the compiled cache when it holds an authentic entry,
+    /// else compiled and stored. Returns whether it came from the cache.
+    pub fn compile_cached(&self, bytes: &[u8], digest: &str) -> Result<(Component, bool)> {
+        let Some(cache) = &self.cache else {
+            return Ok((self.compile(bytes)?, false));
+        };
+        if let Some(component) = cache.load(&self.engine, digest) {
+            return Ok((component, true));
+        }
+        let component = self.compile(bytes)?;
+        if let Err(err) = cache.store(digest, &component) {
+            tracing::warn!("could not cache the compiled component: {err:#}");
+        }
+        Ok((component, false))
     }
 
     /// A fresh store for one call, with no capabilities and the given limits.

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod cache;
 mod cli;
 mod hostile;
 mod hot_swap;
