@@ -112,7 +112,11 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         .build()?;
     let sandbox = Sandbox::new(SandboxConfig::default())?;
     let deadline = Duration::from_secs(10);
-    let repo = Arc::new(Repository::open(&options.models, sandbox.clone(), deadline)?);
+    let repo = Arc::new(Repository::open(
+        &options.models,
+        sandbox.clone(),
+        deadline,
+    )?);
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let app = crate::server::app(repo.clone(), 64);
@@ -242,7 +246,10 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
 
 fn print_figures(f: &ModelFigures) {
     println!("\n{} {} ({} bytes)", f.name, f.version, f.size_bytes);
-    println!("  {:<34} {:>9} {:>9} {:>9} {:>9}", "", "min ms", "p50 ms", "p99 ms", "max ms");
+    println!(
+        "  {:<34} {:>9} {:>9} {:>9} {:>9}",
+        "", "min ms", "p50 ms", "p99 ms", "max ms"
+    );
     let row = |label: &str, s: &Summary| {
         println!(
             "  {:<34} {:>9.3} {:>9.3} {:>9.3} {:>9.3}   (n={})",
@@ -256,7 +263,10 @@ fn print_figures(f: &ModelFigures) {
     row("instantiate (store + instance)", &f.instantiate);
     row("predict 1 row, in process", &f.predict_1_row_in_process);
     row("predict 1 row, HTTP loopback", &f.predict_1_row_http);
-    row(&format!("predict {} rows, HTTP loopback", f.batch_rows), &f.predict_batch_http);
+    row(
+        &format!("predict {} rows, HTTP loopback", f.batch_rows),
+        &f.predict_batch_http,
+    );
     println!(
         "  {} rows in one request: {:.0} rows/s at the median",
         f.batch_rows, f.batch_rows_per_second

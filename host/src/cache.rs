@@ -91,7 +91,10 @@ impl CompiledCache {
         match self.check(engine, digest, &bytes) {
             Ok(component) => Some(component),
             Err(err) => {
-                tracing::warn!("discarding compiled cache entry {}: {err:#}", path.display());
+                tracing::warn!(
+                    "discarding compiled cache entry {}: {err:#}",
+                    path.display()
+                );
                 let _ = fs::remove_file(&path);
                 None
             }
@@ -106,9 +109,9 @@ impl CompiledCache {
             bail!("truncated");
         }
         let (tag, payload) = rest.split_at(TAG_LEN);
-        self.tag(digest, payload)
-            .verify_slice(tag)
-            .map_err(|_| anyhow::anyhow!("its authentication tag does not verify: the file was changed"))?;
+        self.tag(digest, payload).verify_slice(tag).map_err(|_| {
+            anyhow::anyhow!("its authentication tag does not verify: the file was changed")
+        })?;
         // SAFETY: `Component::deserialize` runs native code as compiled. These
         // bytes are exactly what `store` wrote from `Component::serialize` of
         // this host's engine: the HMAC under this host's secret key, checked
@@ -166,7 +169,12 @@ mod tests {
         // entry is discarded.
         let path = cache.path(&digest);
         let good = fs::read(&path).unwrap();
-        for at in [MAGIC.len(), MAGIC.len() + TAG_LEN, good.len() - 1, good.len() / 2] {
+        for at in [
+            MAGIC.len(),
+            MAGIC.len() + TAG_LEN,
+            good.len() - 1,
+            good.len() / 2,
+        ] {
             let mut bad = good.clone();
             bad[at] ^= 0x10;
             fs::write(&path, &bad).unwrap();
@@ -191,7 +199,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         CompiledCache::open(dir.path()).unwrap();
-        let mode = fs::metadata(dir.path().join("key")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "mode {mode:o}");
     }
 }

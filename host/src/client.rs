@@ -37,7 +37,12 @@ impl Client {
     /// Route all of a model's traffic to `version`.
     pub fn promote(&self, name: &str, version: &str) -> Result<Value> {
         let url = format!("{}/v2/repository/models/{name}/promote", self.base);
-        answer(&url, self.agent.post(&url).send_json(json!({ "version": version })))
+        answer(
+            &url,
+            self.agent
+                .post(&url)
+                .send_json(json!({ "version": version })),
+        )
     }
 
     /// Return a model to its previous routing.

@@ -47,7 +47,8 @@ impl FileConfig {
     pub fn read(path: &Path) -> Result<FileConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the configuration file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("in the configuration file {}", path.display()))
+        toml::from_str(&text)
+            .with_context(|| format!("in the configuration file {}", path.display()))
     }
 }
 
@@ -209,7 +210,10 @@ mod tests {
             models: Some("here".into()),
             ..Overrides::default()
         };
-        assert_eq!(ServeConfig::resolve(cli, &env).unwrap().models, PathBuf::from("here"));
+        assert_eq!(
+            ServeConfig::resolve(cli, &env).unwrap().models,
+            PathBuf::from("here")
+        );
     }
 
     #[test]
@@ -241,7 +245,10 @@ mod tests {
             config: Some(path),
             ..Overrides::default()
         };
-        let err = format!("{:#}", ServeConfig::resolve(cli, &MapEnv(HashMap::new())).unwrap_err());
+        let err = format!(
+            "{:#}",
+            ServeConfig::resolve(cli, &MapEnv(HashMap::new())).unwrap_err()
+        );
         assert!(err.contains("modles"), "{err}");
     }
 }

@@ -23,9 +23,9 @@
 //! - [`bench`]: load, instantiation and latency figures, printed.
 #![deny(missing_docs)]
 
+pub mod bench;
 #[allow(missing_docs)]
 pub mod bindings;
-pub mod bench;
 pub mod cache;
 pub mod client;
 pub mod config;

@@ -238,7 +238,10 @@ fn run(command: Command) -> Result<()> {
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
             let (secret, public) = signing::write_keypair(&out, &name)?;
             println!("secret key: {} (keep it private)", secret.display());
-            println!("public key: {} (copy it into the server's trust/ directory)", public.display());
+            println!(
+                "public key: {} (copy it into the server's trust/ directory)",
+                public.display()
+            );
             Ok(())
         }
         Command::Pack {
@@ -252,7 +255,11 @@ fn run(command: Command) -> Result<()> {
             let signed = signing::sign(&bytes, &key)?;
             let out = out.unwrap_or(file);
             trademl::routing::write_atomically(&out, &signed)?;
-            println!("signed {} with key {}", out.display(), key.public().key_id());
+            println!(
+                "signed {} with key {}",
+                out.display(),
+                key.public().key_id()
+            );
             Ok(())
         }
         Command::Verify { file, trust } => {
@@ -359,8 +366,9 @@ fn serve(config: ServeConfig) -> Result<()> {
         );
         let models = config.models.clone();
         let deadline = config.deadline;
-        let repo = tokio::task::spawn_blocking(move || Repository::open(&models, sandbox, deadline))
-            .await??;
+        let repo =
+            tokio::task::spawn_blocking(move || Repository::open(&models, sandbox, deadline))
+                .await??;
         let repo = Arc::new(repo);
         let app = trademl::server::app(repo.clone(), config.sandbox.max_instances as usize);
         let listener = tokio::net::TcpListener::bind(config.listen)

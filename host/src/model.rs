@@ -29,7 +29,9 @@ pub enum LoadError {
     #[error("manifest: {0}")]
     Manifest(String),
     /// The manifest asks for more memory than the host allows.
-    #[error("manifest asks for {asked} MiB of memory; this host allows at most {allowed} MiB (AI_MAX_MEMORY)")]
+    #[error(
+        "manifest asks for {asked} MiB of memory; this host allows at most {allowed} MiB (AI_MAX_MEMORY)"
+    )]
     MemoryLimit {
         /// What the manifest asks for.
         asked: u32,
@@ -170,7 +172,8 @@ impl LoadedVersion {
             .linker()
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Interface(format!("{e:#}")))?;
-        let pre = ModelPre::new(instance_pre).map_err(|e| LoadError::Interface(format!("{e:#}")))?;
+        let pre =
+            ModelPre::new(instance_pre).map_err(|e| LoadError::Interface(format!("{e:#}")))?;
         let limits = CallLimits {
             max_memory_bytes: (manifest.memory_limit_mib as usize) << 20,
             deadline,
@@ -228,7 +231,10 @@ impl LoadedVersion {
             };
             protocol::check_tensor(t, spec).map_err(PredictError::InvalidInput)?;
         }
-        if let Some(missing) = specs.iter().find(|s| !inputs.iter().any(|t| t.name == s.name)) {
+        if let Some(missing) = specs
+            .iter()
+            .find(|s| !inputs.iter().any(|t| t.name == s.name))
+        {
             return Err(PredictError::InvalidInput(format!(
                 "missing input \"{}\" ({} {}); model \"{}\" takes {}",
                 missing.name,
@@ -315,13 +321,16 @@ impl LoadedVersion {
         let meta = model
             .trademl_model_predict()
             .call_metadata(&mut call.store)
-            .map_err(|e| LoadError::Metadata(format!("calling metadata(): {}", call.classify(e))))?;
+            .map_err(|e| {
+                LoadError::Metadata(format!("calling metadata(): {}", call.classify(e)))
+            })?;
         let m = &self.manifest;
-        let field = |what: &str, component: &dyn std::fmt::Debug, manifest: &dyn std::fmt::Debug| {
-            LoadError::Metadata(format!(
-                "the component's {what} is {component:?} but the manifest says {manifest:?}"
-            ))
-        };
+        let field =
+            |what: &str, component: &dyn std::fmt::Debug, manifest: &dyn std::fmt::Debug| {
+                LoadError::Metadata(format!(
+                    "the component's {what} is {component:?} but the manifest says {manifest:?}"
+                ))
+            };
         if meta.name != m.name {
             return Err(field("name", &meta.name, &m.name));
         }
@@ -387,7 +396,11 @@ fn check_exports(
         ),
         None => format!(
             "the component does not export {PREDICT_EXPORT} (it exports: {}); build it against trademl-sdk",
-            if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            }
         ),
     }))
 }
@@ -401,7 +414,13 @@ fn first_difference(a: &str, b: &str) -> String {
         .map(|((i, _), _)| i)
         .unwrap_or(a.len().min(b.len()));
     let start = a[..at].char_indices().rev().nth(20).map_or(0, |(i, _)| i);
-    let snippet = |s: &str| s.get(start..).unwrap_or("").chars().take(60).collect::<String>();
+    let snippet = |s: &str| {
+        s.get(start..)
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect::<String>()
+    };
     format!(
         "at byte {at}: component \"…{}…\", manifest \"…{}…\"",
         snippet(a),

@@ -58,8 +58,13 @@ pub struct Route {
 }
 
 impl Route {
-    fn resolve(routing: Routing, versions: &BTreeMap<Version, Arc<LoadedVersion>>) -> Result<Route, RepoError> {
-        routing.validate().map_err(|e| RepoError::BadRequest(e.to_string()))?;
+    fn resolve(
+        routing: Routing,
+        versions: &BTreeMap<Version, Arc<LoadedVersion>>,
+    ) -> Result<Route, RepoError> {
+        routing
+            .validate()
+            .map_err(|e| RepoError::BadRequest(e.to_string()))?;
         let mut targets = Vec::new();
         for w in &routing.versions {
             let loaded = parse_version(&w.version)
@@ -114,7 +119,12 @@ impl ModelEntry {
 
     /// All loaded versions, oldest first.
     pub fn versions(&self) -> Vec<Arc<LoadedVersion>> {
-        self.versions.read().expect("lock").values().cloned().collect()
+        self.versions
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect()
     }
 }
 
@@ -194,11 +204,19 @@ impl Repository {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(&self.root)
             .with_context(|| format!("reading the model repository {}", self.root.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "trust" && !n.to_string_lossy().starts_with('.')))
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .is_some_and(|n| n != "trust" && !n.to_string_lossy().starts_with('.'))
+            })
             .collect();
         dirs.sort();
         for dir in dirs {
-            let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+            let name = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
                 .with_context(|| format!("reading {}", dir.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -297,14 +315,22 @@ impl Repository {
                 let known = self.names();
                 RepoError::NotFound(format!(
                     "unknown model \"{name}\"; this server has {}",
-                    if known.is_empty() { "no models".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "no models".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ))
             })
     }
 
     /// The version that should answer a request: the named one, or one
     /// picked by the model's routing.
-    pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedVersion>, RepoError> {
+    pub fn resolve(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<LoadedVersion>, RepoError> {
         let model = self.model(name)?;
         match version {
             Some(v) => model.version(v).ok_or_else(|| {
@@ -329,7 +355,12 @@ impl Repository {
 
     /// Every model.
     pub fn models(&self) -> Vec<Arc<ModelEntry>> {
-        self.models.read().expect("lock").values().cloned().collect()
+        self.models
+            .read()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The versions and routing of a model.
@@ -343,7 +374,12 @@ impl Repository {
                 version: l.version().to_string(),
                 digest: l.digest.clone(),
                 signer: l.signer.clone(),
-                state: if route.routing.versions.iter().any(|w| w.version == l.version() && w.weight > 0) {
+                state: if route
+                    .routing
+                    .versions
+                    .iter()
+                    .any(|w| w.version == l.version() && w.weight > 0)
+                {
                     "serving"
                 } else {
                     "ready"
@@ -360,11 +396,16 @@ impl Repository {
     /// Publish a signed model file: verify, compile and check it, store it,
     /// and make it addressable. A model's first version is routed at once;
     /// later versions wait for [`Repository::promote`].
-    pub async fn publish(self: &Arc<Self>, expected_name: Option<&str>, bytes: Vec<u8>) -> Result<Published, RepoError> {
+    pub async fn publish(
+        self: &Arc<Self>,
+        expected_name: Option<&str>,
+        bytes: Vec<u8>,
+    ) -> Result<Published, RepoError> {
         let _admin = self.admin.lock().await;
         let this = self.clone();
         let (loaded, bytes) = tokio::task::spawn_blocking(move || {
-            LoadedVersion::load(&this.sandbox, &bytes, &this.trust, this.deadline).map(|l| (l, bytes))
+            LoadedVersion::load(&this.sandbox, &bytes, &this.trust, this.deadline)
+                .map(|l| (l, bytes))
         })
         .await
         .map_err(|e| RepoError::Internal(anyhow::anyhow!("publish task failed: {e}")))??;
@@ -387,7 +428,12 @@ impl Repository {
                     name,
                     version: version_text,
                     digest: loaded.digest.clone(),
-                    routed: model.route().routing.versions.iter().any(|w| w.version == old.version()),
+                    routed: model
+                        .route()
+                        .routing
+                        .versions
+                        .iter()
+                        .any(|w| w.version == old.version()),
                 });
             }
             return Err(RepoError::Conflict(format!(
@@ -404,7 +450,11 @@ impl Repository {
 
         let routed = match existing {
             Some(model) => {
-                model.versions.write().expect("lock").insert(version, loaded);
+                model
+                    .versions
+                    .write()
+                    .expect("lock")
+                    .insert(version, loaded);
                 false
             }
             None => {
@@ -446,7 +496,11 @@ impl Repository {
 
     /// Split a model's traffic between versions by weight (a canary or an
     /// A/B test).
-    pub async fn set_traffic(&self, name: &str, versions: Vec<Weighted>) -> Result<Routing, RepoError> {
+    pub async fn set_traffic(
+        &self,
+        name: &str,
+        versions: Vec<Weighted>,
+    ) -> Result<Routing, RepoError> {
         self.change_routing(name, |current| {
             let mut next = current.clone();
             next.versions = versions;
@@ -460,7 +514,9 @@ impl Repository {
     pub async fn rollback(&self, name: &str) -> Result<Routing, RepoError> {
         self.change_routing(name, |current| {
             current.rolled_back().ok_or_else(|| {
-                RepoError::Conflict(format!("model \"{name}\" has no earlier routing to roll back to"))
+                RepoError::Conflict(format!(
+                    "model \"{name}\" has no earlier routing to roll back to"
+                ))
             })
         })
         .await
@@ -480,7 +536,9 @@ impl Repository {
             Route::resolve(next, &versions)?
         };
         // On disk first: if the write fails, nothing changed.
-        route.routing.write(&self.root.join(name).join("routing.json"))?;
+        route
+            .routing
+            .write(&self.root.join(name).join("routing.json"))?;
         let routing = route.routing.clone();
         model.route.store(Arc::new(route));
         tracing::info!(model = %name, routing = ?routing.versions, "routing changed");

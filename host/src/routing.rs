@@ -135,7 +135,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         std::process::id()
     ));
     let result = (|| -> Result<()> {
-        let mut f = fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut f =
+            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(bytes)
             .and_then(|()| f.sync_all())
             .with_context(|| format!("writing {}", tmp.display()))?;
@@ -182,7 +183,12 @@ mod tests {
     fn refuses_bad_weights() {
         let mut r = Routing::single("1.0.0");
         r.versions[0].weight = 0;
-        assert!(r.validate().unwrap_err().to_string().contains("add up to 0"));
+        assert!(
+            r.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("add up to 0")
+        );
         r.versions = vec![];
         assert!(r.validate().is_err());
         let mut r = Routing::single("1.0.0");

@@ -33,7 +33,10 @@ fn a_restart_uses_the_cache_and_a_changed_entry_is_not_executed() {
     second.wait_for_log_line(std::time::Duration::from_secs(30), |l| {
         l.contains("loaded") && l.contains("cached=true")
     });
-    let r = second.infer("scale", &scale_request(&[2.0])).expect(200).json();
+    let r = second
+        .infer("scale", &scale_request(&[2.0]))
+        .expect(200)
+        .json();
     assert_eq!(output_f64(&r, "y"), vec![2.0 * SCALE_V1.1]);
     drop(second);
 
@@ -50,7 +53,10 @@ fn a_restart_uses_the_cache_and_a_changed_entry_is_not_executed() {
     third.wait_for_log_line(std::time::Duration::from_secs(30), |l| {
         l.contains("loaded") && l.contains("cached=false")
     });
-    let r = third.infer("scale", &scale_request(&[2.0])).expect(200).json();
+    let r = third
+        .infer("scale", &scale_request(&[2.0]))
+        .expect(200)
+        .json();
     assert_eq!(output_f64(&r, "y"), vec![2.0 * SCALE_V1.1]);
     // The entry was compiled afresh and stored again, authentic this time.
     assert_ne!(std::fs::read(&cache_entries(&repo)[0]).unwrap(), bytes);

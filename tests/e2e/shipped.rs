@@ -80,10 +80,16 @@ fn a_server_on_the_shipped_repository_serves_every_model_and_reproduces_its_exam
         server.get(&format!("{versioned}/ready")).expect(200);
         for (i, example) in manifest.examples.iter().enumerate() {
             let reply = server
-                .post_json(&format!("{versioned}/infer"), &json!({ "inputs": example.inputs }))
+                .post_json(
+                    &format!("{versioned}/infer"),
+                    &json!({ "inputs": example.inputs }),
+                )
                 .expect(200);
             let answer: InferenceResponse = serde_json::from_value(reply.json()).unwrap();
-            assert_eq!(answer.model_version.as_deref(), Some(manifest.version.as_str()));
+            assert_eq!(
+                answer.model_version.as_deref(),
+                Some(manifest.version.as_str())
+            );
             for expected in &example.outputs {
                 let actual = answer
                     .outputs
@@ -97,5 +103,8 @@ fn a_server_on_the_shipped_repository_serves_every_model_and_reproduces_its_exam
         }
     }
     let stderr = server.stderr();
-    assert!(!stderr.contains("refused"), "a shipped file was refused:\n{stderr}");
+    assert!(
+        !stderr.contains("refused"),
+        "a shipped file was refused:\n{stderr}"
+    );
 }

@@ -59,11 +59,12 @@ async fn run(
             }
         }
     }
-    let _permit = s
-        .calls
-        .acquire()
-        .await
-        .map_err(|_| AppError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down"))?;
+    let _permit = s.calls.acquire().await.map_err(|_| {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        )
+    })?;
     let model = loaded.clone();
     let inputs = request.inputs;
     let mut outputs = tokio::task::spawn_blocking(move || model.predict(inputs))

@@ -70,13 +70,25 @@ pub fn app(repo: Arc<Repository>, max_concurrent_calls: usize) -> Router {
         )
         .layer(DefaultBodyLimit::max(MAX_MODEL_BODY));
     Router::new()
-        .route("/v2/health/live", get(|| async { Json(json!({"live": true})) }))
-        .route("/v2/health/ready", get(|| async { Json(json!({"ready": true})) }))
+        .route(
+            "/v2/health/live",
+            get(|| async { Json(json!({"live": true})) }),
+        )
+        .route(
+            "/v2/health/ready",
+            get(|| async { Json(json!({"ready": true})) }),
+        )
         .route("/v2", get(server_metadata))
         .route("/v2/models/{name}", get(model_metadata))
-        .route("/v2/models/{name}/versions/{version}", get(version_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(version_metadata),
+        )
         .route("/v2/models/{name}/ready", get(model_ready))
-        .route("/v2/models/{name}/versions/{version}/ready", get(version_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(version_ready),
+        )
         .route("/v2/repository/index", post(index))
         .route("/v2/repository/models/{name}/promote", post(promote))
         .route("/v2/repository/models/{name}/traffic", post(traffic))
@@ -126,7 +138,11 @@ fn metadata(l: &LoadedVersion, versions: Vec<String>) -> ModelMetadataResponse {
 async fn model_metadata(State(s): St, Path(name): Path<String>) -> AppResult<Json<Value>> {
     let model = s.repo.model(&name)?;
     let serving = model.route().pick().clone();
-    let versions = model.versions().iter().map(|l| l.version().to_string()).collect();
+    let versions = model
+        .versions()
+        .iter()
+        .map(|l| l.version().to_string())
+        .collect();
     let mut body = serde_json::to_value(metadata(&serving, versions)).map_err(internal)?;
     body["description"] = json!(serving.manifest.description);
     Ok(Json(body))
@@ -154,14 +170,18 @@ async fn version_ready(
     Path((name, version)): Path<(String, String)>,
 ) -> AppResult<Json<Value>> {
     s.repo.resolve(&name, Some(&version))?;
-    Ok(Json(json!({"name": name, "version": version, "ready": true})))
+    Ok(Json(
+        json!({"name": name, "version": version, "ready": true}),
+    ))
 }
 
 async fn index(State(s): St, _body: Bytes) -> AppResult<Json<Value>> {
     let mut rows = Vec::new();
     for name in s.repo.names() {
         for v in s.repo.versions(&name)?.versions {
-            rows.push(json!({"name": name, "version": v.version, "state": v.state, "digest": v.digest}));
+            rows.push(
+                json!({"name": name, "version": v.version, "state": v.state, "digest": v.digest}),
+            );
         }
     }
     Ok(Json(Value::Array(rows)))
@@ -171,7 +191,11 @@ async fn versions(State(s): St, Path(name): Path<String>) -> AppResult<impl Into
     Ok(Json(s.repo.versions(&name)?))
 }
 
-async fn publish(State(s): St, Path(name): Path<String>, body: Bytes) -> AppResult<impl IntoResponse> {
+async fn publish(
+    State(s): St,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> AppResult<impl IntoResponse> {
     if body.is_empty() {
         return Err(AppError::bad_request(
             "the request body is empty; send the signed .wasm file as the body",
@@ -182,7 +206,8 @@ async fn publish(State(s): St, Path(name): Path<String>, body: Bytes) -> AppResu
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> AppResult<T> {
-    serde_json::from_slice(body).map_err(|e| AppError::bad_request(format!("malformed {what}: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::bad_request(format!("malformed {what}: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -190,8 +215,13 @@ struct PromoteRequest {
     version: String,
 }
 
-async fn promote(State(s): St, Path(name): Path<String>, body: Bytes) -> AppResult<impl IntoResponse> {
-    let req: PromoteRequest = parse_json(&body, "promote request (expected {\"version\": \"x.y.z\"})")?;
+async fn promote(
+    State(s): St,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> AppResult<impl IntoResponse> {
+    let req: PromoteRequest =
+        parse_json(&body, "promote request (expected {\"version\": \"x.y.z\"})")?;
     Ok(Json(s.repo.promote(&name, &req.version).await?))
 }
 
@@ -200,7 +230,11 @@ struct TrafficRequest {
     versions: Vec<Weighted>,
 }
 
-async fn traffic(State(s): St, Path(name): Path<String>, body: Bytes) -> AppResult<impl IntoResponse> {
+async fn traffic(
+    State(s): St,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> AppResult<impl IntoResponse> {
     let req: TrafficRequest = parse_json(
         &body,
         "traffic request (expected {\"versions\": [{\"version\": \"x.y.z\", \"weight\": 90}, ...]})",
@@ -300,14 +334,22 @@ mod tests {
         let (status, body) =
             call(&app, "POST", "/v2/repository/models/m/versions", "not wasm").await;
         assert!(status.is_client_error(), "{status}");
-        assert!(body["error"].as_str().unwrap().starts_with("refused"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().starts_with("refused"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
     async fn routing_changes_on_unknown_models_are_404() {
         let (_dir, app) = empty_app();
-        let (status, _) =
-            call(&app, "POST", "/v2/repository/models/m/promote", "{\"version\":\"1.0.0\"}").await;
+        let (status, _) = call(
+            &app,
+            "POST",
+            "/v2/repository/models/m/promote",
+            "{\"version\":\"1.0.0\"}",
+        )
+        .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (status, body) = call(&app, "POST", "/v2/repository/models/m/promote", "{").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
