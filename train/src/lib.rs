@@ -7,5 +7,17 @@
 //!
 //! - [`segmentation`]: customer segmentation by k-means (linfa) on recency, frequency, monetary
 //!   value and tenure.
+//! - [`churn`]: churn probability from recency, repeat purchase days, spend and tenure (gradient-boosted
+//!   trees with the BG/NBD probability of being active), BG/NBD expected purchases, and the drivers.
+//! - [`recommender`]: product and promotion recommendations, a logistic-regression repurchase
+//!   score on each customer's recent baskets (Instacart order lines).
+//! - [`anomaly`]: anomaly detection on sensor readings, window modified z-scores (median / MAD)
+//!   per variable with no label used in fitting, beside a rolling z-score and an isolation forest.
+//! - [`sentiment`]: sentiment of texts, VADER's lexicon and rules (ported) blended into a linear
+//!   SVM on hashed word and character n-grams (Amazon and Yelp review sentences).
 
+pub mod anomaly;
+pub mod churn;
+pub mod recommender;
 pub mod segmentation;
+pub mod sentiment;
