@@ -18,6 +18,7 @@
 
 pub mod anomaly;
 pub mod churn;
+mod files;
 pub mod recommender;
 pub mod segmentation;
 pub mod sentiment;

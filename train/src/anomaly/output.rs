@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use serde_json::{Value, json};
 use trademl_model_anomaly_detection::model::{self, IoSpec, Reference};
@@ -14,24 +14,7 @@ use super::data::{Series, Table};
 use super::methods::{self, Scores};
 use super::metrics::{Figures, figures};
 use super::{EvalArgs, TrainArgs};
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// The command that ran, the program named by its file name (`trademl train …`).
-fn command_line() -> String {
-    let mut args: Vec<String> = std::env::args().collect();
-    if let Some(program) = args.first_mut()
-        && let Some(name) = Path::new(program.as_str()).file_name()
-    {
-        *program = name.to_string_lossy().into_owned();
-    }
-    args.join(" ")
-}
+use crate::files::{command_line, write};
 
 fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(

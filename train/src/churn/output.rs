@@ -1,37 +1,13 @@
 //! What the trainer and the evaluation write: `weights.rs`, `manifest.json`, the report.
 
-use std::fs;
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{Value, json};
 use trademl_model_churn::model::{self, Churn, Customer, IoSpec, LEAF, Node};
 
 use super::cv::{CvResult, Grid, METHODS};
 use super::data::ChurnTable;
 use super::{DataArgs, EvalArgs, TrainArgs, Trained};
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// The command that ran, the program named by its file name (`trademl train …`).
-fn command_line() -> String {
-    let mut args: Vec<String> = std::env::args().collect();
-    if let Some(program) = args.first_mut()
-        && let Some(name) = Path::new(program.as_str()).file_name()
-    {
-        *program = name.to_string_lossy().into_owned();
-    }
-    args.join(" ")
-}
-
-fn today() -> String {
-    chrono::Utc::now().date_naive().to_string()
-}
+use crate::files::{command_line, today, write};
 
 fn file_name(table: &ChurnTable) -> String {
     table.path.file_name().map_or_else(

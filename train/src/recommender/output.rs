@@ -1,8 +1,5 @@
 //! What the trainer and the evaluation write: `weights.rs`, `manifest.json`, the report.
 
-use std::fs;
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use trademl_model_recommender::model::{
@@ -12,31 +9,10 @@ use trademl_model_recommender::model::{
 use super::data::OrderTable;
 use super::fit::{Evaluation, Metrics, Stats};
 use super::{DataArgs, EvalArgs, TrainArgs};
+use crate::files::{command_line, today, write};
 
 /// The implicit-ALS figures the issue quotes (hit rate, recall, NDCG at 10; same protocol).
 pub const ALS_REFERENCE: (f64, f64, f64) = (0.79, 0.22, 0.26);
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// The command that ran, the program named by its file name (`trademl train …`).
-fn command_line() -> String {
-    let mut args: Vec<String> = std::env::args().collect();
-    if let Some(program) = args.first_mut()
-        && let Some(name) = Path::new(program.as_str()).file_name()
-    {
-        *program = name.to_string_lossy().into_owned();
-    }
-    args.join(" ")
-}
-
-fn today() -> String {
-    chrono::Utc::now().date_naive().to_string()
-}
 
 fn file_name(table: &OrderTable) -> String {
     table.path.file_name().map_or_else(

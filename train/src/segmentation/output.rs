@@ -1,9 +1,6 @@
 //! What the trainer and the evaluation write: `weights.rs`, `manifest.json`, the report.
 
-use std::fs;
-use std::path::Path;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use serde_json::{Value, json};
 use trademl_model_customer_segmentation::model::{self, Customer, IoSpec};
@@ -12,31 +9,10 @@ use super::data::CustomerTable;
 use super::naming::Profile;
 use super::stability::{Protocol, Split, Stability};
 use super::{EvalArgs, TrainArgs, Trained};
+use crate::files::{command_line, today, write};
 
 /// The sklearn reference figures the issue quotes (log-scaled RFM + tenure at 1997-09-30).
 pub const SKLEARN_REFERENCE: [(usize, f64); 2] = [(5, 0.97), (8, 0.93)];
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// The command that ran, the program named by its file name (`trademl train …`).
-fn command_line() -> String {
-    let mut args: Vec<String> = std::env::args().collect();
-    if let Some(program) = args.first_mut()
-        && let Some(name) = Path::new(program.as_str()).file_name()
-    {
-        *program = name.to_string_lossy().into_owned();
-    }
-    args.join(" ")
-}
-
-fn today() -> String {
-    chrono::Utc::now().date_naive().to_string()
-}
 
 /// What the description says the model was trained on.
 fn trained_on(table: &CustomerTable, cutoff: &str) -> String {

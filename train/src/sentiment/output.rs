@@ -1,15 +1,15 @@
 //! What the trainer and the evaluation write: the lexicon, the weights, the manifest, the report.
 
 use std::fs;
-use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{Value, json};
 use trademl_model_sentiment::lexicon::Lexicon;
 use trademl_model_sentiment::model::{self, IoSpec, MAX_CHARS, N_WEIGHTS};
 
 use super::fit::Grid;
 use super::{DEFAULT_METHOD, EvalArgs, Fitted, Loaded, ProtocolResult, TrainArgs};
+use crate::files::{command_line, write};
 
 /// Figures the issue quotes, measured with scikit-learn and vaderSentiment (10-fold CV on both
 /// files together), for comparison only.
@@ -18,29 +18,6 @@ pub const REFERENCE: [(&str, f64); 3] = [
     ("word TF-IDF + logistic regression (scikit-learn)", 0.85),
     ("VADER lexicon (vaderSentiment)", 0.83),
 ];
-
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
-}
-
-fn command_line() -> String {
-    let mut args: Vec<String> = std::env::args().collect();
-    if let Some(program) = args.first_mut()
-        && let Some(name) = Path::new(program.as_str()).file_name()
-    {
-        *program = match name.to_string_lossy().as_ref() {
-            // The example binary (train/examples/sentiment.rs), same arguments as `trademl`.
-            "sentiment" => {
-                "cargo run --release -p trademl-train --example sentiment --".to_string()
-            }
-            other => other.to_string(),
-        };
-    }
-    args.join(" ")
-}
 
 fn trained_on(loaded: &Loaded) -> String {
     let files: Vec<String> = loaded
