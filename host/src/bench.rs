@@ -92,12 +92,13 @@ pub struct ModelFigures {
     pub predict_1_row_in_process: Summary,
     /// One prediction of one row over HTTP on loopback.
     pub predict_1_row_http: Summary,
-    /// A request of `batch_rows` rows over HTTP.
-    pub predict_batch_http: Summary,
+    /// A request of `batch_rows` rows over HTTP (none for a model whose
+    /// request is one case rather than rows).
+    pub predict_batch_http: Option<Summary>,
     /// Rows of the batch request.
     pub batch_rows: usize,
     /// Rows per second of the batch request, at its median.
-    pub batch_rows_per_second: f64,
+    pub batch_rows_per_second: Option<f64>,
 }
 
 /// Run the benchmark and print its figures.
@@ -170,8 +171,24 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             eprintln!("{name} {version}: no example inputs in its manifest; skipping latency");
             continue;
         };
-        let one = tile(&example.inputs, 1)?;
-        let batch = tile(&example.inputs, options.batch_rows)?;
+        // Models whose inputs are rows take a tiled batch; models whose
+        // request is one case (a user's baskets) take their example as it is
+        // and have no batch figure.
+        let tiled = tile(&example.inputs, 1)
+            .and_then(|one| Ok((one, tile(&example.inputs, options.batch_rows)?)))
+            .ok()
+            .filter(|(one, batch)| {
+                loaded.predict(one.clone()).is_ok() && loaded.predict(batch.clone()).is_ok()
+            });
+        let (one, batch) = match tiled {
+            Some((one, batch)) => (one, Some(batch)),
+            None => {
+                eprintln!(
+                    "{name} {version}: its inputs are not rows; one request is its first example, and there is no batch figure"
+                );
+                (example.inputs.clone(), None)
+            }
+        };
 
         let mut instantiate = Vec::new();
         let mut in_process = Vec::new();
@@ -188,7 +205,6 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             .new_agent();
         let url = format!("{base}/v2/models/{name}/versions/{version}/infer");
         let body_one = serde_json::to_vec(&json!({ "inputs": one }))?;
-        let body_batch = serde_json::to_vec(&json!({ "inputs": batch }))?;
         let post = |body: &[u8]| -> Result<Duration> {
             let started = Instant::now();
             let reply = agent
@@ -206,11 +222,17 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         for _ in 0..options.requests {
             http_one.push(post(&body_one)?);
         }
-        let mut http_batch = Vec::new();
-        for _ in 0..(options.requests / 20).max(10) {
-            http_batch.push(post(&body_batch)?);
-        }
-        let batch_summary = Summary::of(&mut http_batch);
+        let batch_summary = match &batch {
+            Some(batch) => {
+                let body_batch = serde_json::to_vec(&json!({ "inputs": batch }))?;
+                let mut http_batch = Vec::new();
+                for _ in 0..(options.requests / 20).max(10) {
+                    http_batch.push(post(&body_batch)?);
+                }
+                Some(Summary::of(&mut http_batch))
+            }
+            None => None,
+        };
         let figures = ModelFigures {
             name,
             version,
@@ -222,7 +244,9 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             instantiate: Summary::of(&mut instantiate),
             predict_1_row_in_process: Summary::of(&mut in_process),
             predict_1_row_http: Summary::of(&mut http_one),
-            batch_rows_per_second: options.batch_rows as f64 / (batch_summary.p50_ms / 1e3),
+            batch_rows_per_second: batch_summary
+                .as_ref()
+                .map(|b| options.batch_rows as f64 / (b.p50_ms / 1e3)),
             predict_batch_http: batch_summary,
             batch_rows: options.batch_rows,
         };
@@ -261,16 +285,21 @@ fn print_figures(f: &ModelFigures) {
     row("cold load (verify+compile+check)", &f.cold_load);
     row("load from the compiled cache", &f.cached_load);
     row("instantiate (store + instance)", &f.instantiate);
-    row("predict 1 row, in process", &f.predict_1_row_in_process);
-    row("predict 1 row, HTTP loopback", &f.predict_1_row_http);
     row(
-        &format!("predict {} rows, HTTP loopback", f.batch_rows),
-        &f.predict_batch_http,
+        "predict 1 row/case, in process",
+        &f.predict_1_row_in_process,
     );
-    println!(
-        "  {} rows in one request: {:.0} rows/s at the median",
-        f.batch_rows, f.batch_rows_per_second
-    );
+    row("predict 1 row/case, HTTP loopback", &f.predict_1_row_http);
+    if let (Some(batch), Some(rate)) = (&f.predict_batch_http, f.batch_rows_per_second) {
+        row(
+            &format!("predict {} rows, HTTP loopback", f.batch_rows),
+            batch,
+        );
+        println!(
+            "  {} rows in one request: {:.0} rows/s at the median",
+            f.batch_rows, rate
+        );
+    }
 }
 
 fn model_files(root: &Path, only: &[String]) -> Result<Vec<PathBuf>> {
