@@ -261,6 +261,9 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "models": all,
         });
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
             .with_context(|| format!("writing {}", path.display()))?;
         println!("figures written to {}", path.display());
