@@ -29,3 +29,63 @@ pub(crate) fn command_line() -> String {
 pub(crate) fn today() -> String {
     chrono::Utc::now().date_naive().to_string()
 }
+
+/// A CSV file read whole (gzip-decompressed when its name ends in `.gz`), with the SHA-256 of
+/// its bytes on disk for the provenance of what is trained on it.
+pub(crate) struct Csv {
+    /// SHA-256 of the file as stored, hex.
+    pub sha256: String,
+    /// The rows after the header.
+    pub reader: csv::Reader<std::io::Cursor<Vec<u8>>>,
+    /// The header row.
+    pub headers: csv::StringRecord,
+}
+
+impl Csv {
+    /// Read `path`.
+    pub(crate) fn open(path: &Path) -> Result<Csv> {
+        use sha2::{Digest, Sha256};
+        use std::io::Read;
+        let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let text = if path.extension().is_some_and(|e| e == "gz") {
+            let mut text = Vec::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut text)
+                .with_context(|| format!("decompressing {}", path.display()))?;
+            text
+        } else {
+            bytes
+        };
+        let mut reader = csv::Reader::from_reader(std::io::Cursor::new(text));
+        let headers = reader
+            .headers()
+            .with_context(|| format!("reading the header row of {}", path.display()))?
+            .clone();
+        Ok(Csv {
+            sha256,
+            reader,
+            headers,
+        })
+    }
+}
+
+/// The index of the column `name` (playing `role`) among `headers` of the file at `path`, or an
+/// error that names the column, its role and the columns the file has.
+pub(crate) fn column(
+    path: &Path,
+    headers: &csv::StringRecord,
+    role: &str,
+    name: &str,
+) -> Result<usize> {
+    headers
+        .iter()
+        .position(|h| h.trim() == name)
+        .with_context(|| {
+            format!(
+                "{}: no column {name:?} (the {role} column); the columns are: {}",
+                path.display(),
+                headers.iter().collect::<Vec<_>>().join(", ")
+            )
+        })
+}

@@ -1,12 +1,9 @@
 //! Reading a readings CSV into one [`Series`] per sensor, in time order.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
 /// Which columns of the CSV hold what.
 #[derive(Debug, Clone)]
@@ -91,31 +88,12 @@ impl Table {
 
 /// Reads a CSV (gzip-compressed when the name ends in `.gz`) of one reading per row.
 pub fn load(path: &Path, columns: &Columns) -> Result<Table> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let mut text = Vec::new();
-    if path.extension().is_some_and(|e| e == "gz") {
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut text)
-            .with_context(|| format!("decompressing {}", path.display()))?;
-    } else {
-        text = bytes;
-    }
-    let mut reader = csv::Reader::from_reader(&text[..]);
-    let headers = reader
-        .headers()
-        .with_context(|| format!("reading the header row of {}", path.display()))?
-        .clone();
-    let index = |role: &str, name: &str| -> Result<usize> {
-        match headers.iter().position(|h| h.trim() == name) {
-            Some(i) => Ok(i),
-            None => bail!(
-                "{}: no column {name:?} (the {role} column); the columns are: {}",
-                path.display(),
-                headers.iter().collect::<Vec<_>>().join(", ")
-            ),
-        }
-    };
+    let crate::files::Csv {
+        sha256,
+        mut reader,
+        headers,
+    } = crate::files::Csv::open(path)?;
+    let index = |role: &str, name: &str| crate::files::column(path, &headers, role, name);
     let si = index("series", &columns.series)?;
     let oi = index("order", &columns.order)?;
     let vi: Vec<usize> = columns

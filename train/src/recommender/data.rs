@@ -1,12 +1,9 @@
 //! Reading an order-lines CSV into each customer's orders, in order.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
 /// Which columns of the CSV hold what.
 #[derive(Debug, Clone)]
@@ -69,31 +66,12 @@ fn parse_number(text: &str, column: &str, line: usize, path: &Path) -> Result<f6
 /// Orders are sequenced by their order number within each customer; lines within an order by
 /// cart position. A product repeated within one order counts once.
 pub fn load(path: &Path, columns: &Columns) -> Result<OrderTable> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let mut text = Vec::new();
-    if path.extension().is_some_and(|e| e == "gz") {
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut text)
-            .with_context(|| format!("decompressing {}", path.display()))?;
-    } else {
-        text = bytes;
-    }
-    let mut reader = csv::Reader::from_reader(&text[..]);
-    let headers = reader
-        .headers()
-        .with_context(|| format!("reading the header row of {}", path.display()))?
-        .clone();
-    let index = |role: &str, name: &str| -> Result<usize> {
-        match headers.iter().position(|h| h.trim() == name) {
-            Some(i) => Ok(i),
-            None => bail!(
-                "{}: no column {name:?} (the {role} column); the columns are: {}",
-                path.display(),
-                headers.iter().collect::<Vec<_>>().join(", ")
-            ),
-        }
-    };
+    let crate::files::Csv {
+        sha256,
+        mut reader,
+        headers,
+    } = crate::files::Csv::open(path)?;
+    let index = |role: &str, name: &str| crate::files::column(path, &headers, role, name);
     let ui = index("user", &columns.user)?;
     let oi = index("order number", &columns.order_number)?;
     let pi = index("product", &columns.product)?;

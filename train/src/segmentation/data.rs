@@ -1,13 +1,10 @@
 //! Reading a transactions CSV into one [`Customer`] per customer at a cutoff date.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-use sha2::{Digest, Sha256};
 use trademl_model_customer_segmentation::model::Customer;
 
 /// Which columns of the CSV hold what, and how dates are written.
@@ -45,31 +42,12 @@ pub struct CustomerTable {
 /// recency and tenure in days to the cutoff, frequency as distinct purchase days, monetary value
 /// as total spend divided by frequency. Purchases after the cutoff are ignored.
 pub fn load(path: &Path, columns: &Columns, cutoff: NaiveDate) -> Result<CustomerTable> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let mut text = Vec::new();
-    if path.extension().is_some_and(|e| e == "gz") {
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut text)
-            .with_context(|| format!("decompressing {}", path.display()))?;
-    } else {
-        text = bytes;
-    }
-    let mut reader = csv::Reader::from_reader(&text[..]);
-    let headers = reader
-        .headers()
-        .with_context(|| format!("reading the header row of {}", path.display()))?
-        .clone();
-    let index = |role: &str, name: &str| -> Result<usize> {
-        match headers.iter().position(|h| h.trim() == name) {
-            Some(i) => Ok(i),
-            None => bail!(
-                "{}: no column {name:?} (the {role} column); the columns are: {}",
-                path.display(),
-                headers.iter().collect::<Vec<_>>().join(", ")
-            ),
-        }
-    };
+    let crate::files::Csv {
+        sha256,
+        mut reader,
+        headers,
+    } = crate::files::Csv::open(path)?;
+    let index = |role: &str, name: &str| crate::files::column(path, &headers, role, name);
     let (ci, di, ai) = (
         index("customer", &columns.customer)?,
         index("date", &columns.date)?,
