@@ -289,7 +289,7 @@ pub fn write_report(args: &EvalArgs, table: &ChurnTable, grid: &Grid, cv: &CvRes
         &dir.join("churn.json"),
         &(serde_json::to_string_pretty(&json)? + "\n"),
     )?;
-    write(&dir.join("churn.md"), &markdown(args, table, grid, cv))
+    write(&dir.join("churn.md"), markdown(args, table, grid, cv))
 }
 
 fn markdown(args: &EvalArgs, table: &ChurnTable, grid: &Grid, cv: &CvResult) -> String {

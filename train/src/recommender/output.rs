@@ -302,7 +302,7 @@ pub fn write_report(args: &EvalArgs, table: &OrderTable, e: &Evaluation) -> Resu
         &dir.join("recommender.json"),
         &(serde_json::to_string_pretty(&json)? + "\n"),
     )?;
-    write(&dir.join("recommender.md"), &markdown(args, table, e))
+    write(&dir.join("recommender.md"), markdown(args, table, e))
 }
 
 fn row(name: &str, m: &Metrics) -> String {

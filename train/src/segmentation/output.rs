@@ -274,7 +274,7 @@ pub fn write_report(
     )?;
     write(
         &dir.join("customer-segmentation.md"),
-        &markdown(args, table, split, protocol, results, chosen),
+        markdown(args, table, split, protocol, results, chosen),
     )
 }
 
