@@ -44,10 +44,12 @@ fn write_csv(path: &Path, header: [&str; 4]) -> Vec<(String, bool)> {
 fn data_args(path: &Path) -> DataArgs {
     DataArgs {
         data: path.to_path_buf(),
-        customer_column: "customer_id".into(),
-        date_column: "date".into(),
-        date_format: "%Y%m%d".into(),
-        amount_column: "amount".into(),
+        columns: Columns {
+            customer: "customer_id".into(),
+            date: "date".into(),
+            date_format: "%Y%m%d".into(),
+            amount: "amount".into(),
+        },
         calibration_end: CAL_END.into(),
         holdout_end: HOLD_END.into(),
         seed: 7,
@@ -119,11 +121,11 @@ fn column_names_are_configurable_and_a_wrong_one_is_named() {
     let csv = dir.path().join("tx.csv");
     write_csv(&csv, ["client", "day", "qty", "usd"]);
     let mut args = data_args(&csv);
-    args.customer_column = "client".into();
-    args.date_column = "day".into();
-    args.amount_column = "usd".into();
+    args.columns.customer = "client".into();
+    args.columns.date = "day".into();
+    args.columns.amount = "usd".into();
     assert_eq!(args.load().unwrap().customers.len(), 120);
-    args.amount_column = "revenue".into();
+    args.columns.amount = "revenue".into();
     let err = format!("{:#}", args.load().unwrap_err());
     assert!(
         err.contains("no column \"revenue\" (the amount column)"),

@@ -51,10 +51,12 @@ fn write_csv(path: &Path, header: [&str; 4], date_format: &str) -> Vec<(String, 
 fn data_args(path: &Path) -> DataArgs {
     DataArgs {
         data: path.to_path_buf(),
-        customer_column: "customer_id".into(),
-        date_column: "date".into(),
-        date_format: "%Y%m%d".into(),
-        amount_column: "amount".into(),
+        columns: Columns {
+            customer: "customer_id".into(),
+            date: "date".into(),
+            date_format: "%Y%m%d".into(),
+            amount: "amount".into(),
+        },
         cutoff: CUTOFF.into(),
         seed: 7,
     }
@@ -159,7 +161,7 @@ fn a_wrong_column_name_is_named_in_the_error() {
         "%Y%m%d",
     );
     let mut args = data_args(&csv);
-    args.amount_column = "revenue".into();
+    args.columns.amount = "revenue".into();
     let train_args = TrainArgs {
         data: args,
         k: Some(5),

@@ -30,18 +30,9 @@ pub struct DataArgs {
     /// Transactions CSV, one purchase per row (`.csv` or gzip-compressed `.csv.gz`).
     #[arg(long, default_value = "data/cdnow_transactions.csv.gz")]
     pub data: PathBuf,
-    /// Column holding the customer identifier.
-    #[arg(long, default_value = "customer_id")]
-    pub customer_column: String,
-    /// Column holding the purchase date.
-    #[arg(long, default_value = "date")]
-    pub date_column: String,
-    /// chrono format of the purchase dates.
-    #[arg(long, default_value = "%Y%m%d")]
-    pub date_format: String,
-    /// Column holding the purchase amount in US dollars.
-    #[arg(long, default_value = "amount")]
-    pub amount_column: String,
+    /// Which columns hold what.
+    #[command(flatten)]
+    pub columns: Columns,
     /// Last day of the calibration period (YYYY-MM-DD); the summaries are taken at it. The
     /// calibration period starts at the file's first purchase.
     #[arg(long, default_value = "1997-09-30")]
@@ -56,15 +47,6 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    fn columns(&self) -> Columns {
-        Columns {
-            customer: self.customer_column.clone(),
-            date: self.date_column.clone(),
-            date_format: self.date_format.clone(),
-            amount: self.amount_column.clone(),
-        }
-    }
-
     fn dates(&self) -> Result<(NaiveDate, NaiveDate)> {
         let parse = |flag: &str, s: &str| {
             NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -85,7 +67,7 @@ impl DataArgs {
     /// Reads the data.
     pub fn load(&self) -> Result<ChurnTable> {
         let (cal, hold) = self.dates()?;
-        let table = data::load(&self.data, &self.columns(), cal, hold)?;
+        let table = data::load(&self.data, &self.columns, cal, hold)?;
         eprintln!(
             "{}: {} rows, {} in calibration (to {cal}), {} in holdout (to {hold}); {} customers, \
              {:.1}% churned",

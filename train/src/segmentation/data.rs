@@ -7,16 +7,21 @@ use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use trademl_model_customer_segmentation::model::Customer;
 
-/// Which columns of the CSV hold what, and how dates are written.
-#[derive(Debug, Clone)]
+/// Which columns of a transactions CSV hold what, and how dates are written: the flags shared
+/// by every trainer of the transactions file (customer-segmentation, churn).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Columns {
-    /// The customer identifier column.
+    /// Column holding the customer identifier.
+    #[arg(long = "customer-column", default_value = "customer_id")]
     pub customer: String,
-    /// The purchase date column.
+    /// Column holding the purchase date.
+    #[arg(long = "date-column", default_value = "date")]
     pub date: String,
-    /// The `chrono` format of the dates, e.g. `%Y%m%d`.
+    /// chrono format of the purchase dates.
+    #[arg(long = "date-format", default_value = "%Y%m%d")]
     pub date_format: String,
-    /// The purchase amount column (USD).
+    /// Column holding the purchase amount in US dollars.
+    #[arg(long = "amount-column", default_value = "amount")]
     pub amount: String,
 }
 

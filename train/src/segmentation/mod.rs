@@ -34,18 +34,9 @@ pub struct DataArgs {
     /// Transactions CSV, one purchase per row (`.csv` or gzip-compressed `.csv.gz`).
     #[arg(long, default_value = "data/cdnow_transactions.csv.gz")]
     pub data: PathBuf,
-    /// Column holding the customer identifier.
-    #[arg(long, default_value = "customer_id")]
-    pub customer_column: String,
-    /// Column holding the purchase date.
-    #[arg(long, default_value = "date")]
-    pub date_column: String,
-    /// chrono format of the purchase dates.
-    #[arg(long, default_value = "%Y%m%d")]
-    pub date_format: String,
-    /// Column holding the purchase amount in US dollars.
-    #[arg(long, default_value = "amount")]
-    pub amount_column: String,
+    /// Which columns hold what.
+    #[command(flatten)]
+    pub columns: Columns,
     /// Analysis date (YYYY-MM-DD): purchases after it are ignored; recency and tenure count to it.
     #[arg(long, default_value = "1997-09-30")]
     pub cutoff: String,
@@ -55,22 +46,13 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
-    fn columns(&self) -> Columns {
-        Columns {
-            customer: self.customer_column.clone(),
-            date: self.date_column.clone(),
-            date_format: self.date_format.clone(),
-            amount: self.amount_column.clone(),
-        }
-    }
-
     fn cutoff(&self) -> Result<NaiveDate> {
         NaiveDate::parse_from_str(&self.cutoff, "%Y-%m-%d")
             .with_context(|| format!("--cutoff {:?} is not a date YYYY-MM-DD", self.cutoff))
     }
 
     fn load(&self) -> Result<CustomerTable> {
-        let table = data::load(&self.data, &self.columns(), self.cutoff()?)?;
+        let table = data::load(&self.data, &self.columns, self.cutoff()?)?;
         eprintln!(
             "{}: {} rows, {} on or before {}, {} customers",
             self.data.display(),
