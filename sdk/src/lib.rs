@@ -68,6 +68,8 @@
 //! |------------|---------|------------------------------------------------------------|
 //! | `guest`    | yes     | `bindings`, `Model`, `export_model!`, `tensor`    |
 //! | `artifact` | no      | `protocol`, `wasm`, `manifest`, `signing`, `ArtifactError` |
+//!
+//! [`trees`] (decision-tree ensembles written as static tables) needs no feature.
 #![deny(missing_docs)]
 
 // Lets the generated code name this crate `trademl_sdk` from inside it too.
@@ -95,6 +97,8 @@ macro_rules! export_model {
 pub use guest::{
     Datatype, Error, Model, ModelMetadata, Tensor, TensorData, TensorSpec, bindings, tensor,
 };
+
+pub mod trees;
 
 #[cfg(feature = "artifact")]
 mod error;

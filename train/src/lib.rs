@@ -22,3 +22,4 @@ mod files;
 pub mod recommender;
 pub mod segmentation;
 pub mod sentiment;
+pub mod trees;
