@@ -74,6 +74,9 @@ struct Args {
     /// Why Python is not given, to record (from scripts/bench).
     #[arg(long)]
     python_skipped: Option<String>,
+    /// Only the in-process figures (no server, no load generator, no Python).
+    #[arg(long)]
+    in_process_only: bool,
     /// Write the figures as JSON here.
     #[arg(long, default_value = "docs/bench/latest.json")]
     json: PathBuf,
@@ -106,7 +109,12 @@ fn main() -> Result<()> {
     let requests = requests(&args, &figures)?;
     let mut http = json!(null);
     let mut alternatives = Vec::new();
-    match load::available() {
+    let available = if args.in_process_only {
+        Err("--in-process-only".to_string())
+    } else {
+        load::available()
+    };
+    match available {
         Err(why) => skipped.push(format!("HTTP load and the alternatives: {why}")),
         Ok(()) => {
             println!("\n== over HTTP: trademl serve, driven by wrk");
