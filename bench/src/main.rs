@@ -640,3 +640,29 @@ fn utc(t: SystemTime) -> String {
         rest % 60
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        let at = |secs| utc(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_795_654_861), "2026-11-26T01:01:01Z");
+    }
+
+    #[test]
+    fn the_repository_copy_leaves_the_compiled_cache_behind() {
+        let from = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(from.path().join("m")).unwrap();
+        std::fs::create_dir_all(from.path().join(".cache")).unwrap();
+        std::fs::write(from.path().join("m/1.0.0.wasm"), b"x").unwrap();
+        std::fs::write(from.path().join(".cache/entry"), b"y").unwrap();
+        let to = tempfile::tempdir().unwrap();
+        copy_repository(from.path(), to.path()).unwrap();
+        assert_eq!(std::fs::read(to.path().join("m/1.0.0.wasm")).unwrap(), b"x");
+        assert!(!to.path().join(".cache").exists());
+    }
+}

@@ -209,3 +209,38 @@ pub fn free_port() -> Result<u16> {
         .local_addr()?
         .port())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_of_a_tree_counts_children() {
+        let alone = memory_of_tree(std::process::id()).unwrap();
+        assert!(alone.rss_kib > 0 && alone.pss_kib > 0);
+        // A shell with two children of its own.
+        let mut shell = Command::new("sh")
+            .args(["-c", "sleep 5 & sleep 5; wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let tree = memory_of_tree(shell.id()).unwrap();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", shell.id())])
+            .stderr(Stdio::null())
+            .status();
+        shell.kill().ok();
+        shell.wait().unwrap();
+        assert_eq!(tree.processes, 3, "{tree:?}");
+        assert!(tree.rss_kib > 0);
+    }
+
+    #[test]
+    fn a_gone_process_is_an_error() {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(memory_of_tree(pid).is_err());
+    }
+}
