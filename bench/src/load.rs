@@ -34,6 +34,13 @@ pub struct LoadFigures {
     pub p999_ms: f64,
     /// The slowest.
     pub max_ms: f64,
+    /// The mean.
+    pub mean_ms: f64,
+    /// Whether the latencies fit the run: `connections` sequential
+    /// connections cannot spend more than `connections × seconds` waiting.
+    /// wrk times with the wall clock (`gettimeofday`); where that clock is
+    /// stepped, as on some virtual machines, its latencies are not figures.
+    pub latencies_consistent: bool,
 }
 
 const MARK: &str = "trademl-bench-figures ";
@@ -69,9 +76,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = [==[{body}]==]
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('{MARK}{{"requests":%d,"duration_us":%d,"socket_errors":%d,"non_2xx":%d,"p50_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d}}\n',
+  io.write(string.format('{MARK}{{"requests":%d,"duration_us":%d,"socket_errors":%d,"non_2xx":%d,"p50_us":%d,"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%d}}\n',
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))
 end
 "#
         ),
@@ -110,6 +117,8 @@ end
     let n = |k: &str| v[k].as_u64().unwrap_or(0);
     let ms = |k: &str| n(k) as f64 / 1e3;
     let seconds = n("duration_us") as f64 / 1e6;
+    let waited = ms("mean_us") / 1e3 * n("requests") as f64;
+    let latencies_consistent = waited <= connections as f64 * seconds * 1.05;
     Ok(LoadFigures {
         connections,
         threads,
@@ -122,5 +131,7 @@ end
         p99_ms: ms("p99_us"),
         p999_ms: ms("p999_us"),
         max_ms: ms("max_us"),
+        mean_ms: ms("mean_us"),
+        latencies_consistent,
     })
 }

@@ -297,6 +297,12 @@ fn drive(
             figures.socket_errors,
             figures.non_2xx
         );
+        if !figures.latencies_consistent {
+            println!(
+                "      wrk's latencies do not fit the run ({} requests × mean {:.3} ms > {c} connections × {:.1} s): the wall clock wrk times with was stepped; latency figures of this run are not valid",
+                figures.requests, figures.mean_ms, figures.seconds
+            );
+        }
         peak = peak.max(memory);
         runs.push(figures);
     }
