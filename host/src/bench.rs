@@ -2,6 +2,12 @@
 //! latency for every model of a repository, in process and over HTTP on
 //! loopback. It prints a table and writes JSON; it asserts nothing.
 //!
+//! When the caller passes the models' code compiled natively
+//! ([`NativeModel`], as the `trademl-bench` binary does), each in-process
+//! series is run twice, interleaved: in the sandbox and natively, with the
+//! same tensors and the same manifest checks, so that their ratio is the
+//! sandbox's overhead measured under the same machine load.
+//!
 //! Every figure is a distribution over repeated runs (median and tails), as
 //! these machines are shared and noisy. The HTTP client runs in the same
 //! process on its own thread with one keep-alive connection, so the latency
@@ -21,6 +27,19 @@ use crate::model::LoadedVersion;
 use crate::repository::Repository;
 use crate::sandbox::{Sandbox, SandboxConfig};
 
+/// A model's own `predict` compiled natively: the function the component
+/// exports, called with the same tensors, without the sandbox.
+pub type NativePredict = fn(Vec<Tensor>) -> Result<Vec<Tensor>, String>;
+
+/// A model whose code is also compiled into the benchmark.
+#[derive(Clone, Copy, Debug)]
+pub struct NativeModel {
+    /// The model's name, as in its manifest.
+    pub name: &'static str,
+    /// Its `predict`, native.
+    pub predict: NativePredict,
+}
+
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -32,8 +51,12 @@ pub struct BenchOptions {
     pub loads: usize,
     /// Requests per latency series.
     pub requests: usize,
-    /// Rows of the large request.
+    /// Rows of the large request over HTTP.
     pub batch_rows: usize,
+    /// Rows of the in-process batch (sandbox and native).
+    pub rows: usize,
+    /// The models' code compiled natively (none: no native comparison).
+    pub native: Vec<NativeModel>,
     /// Where to write the JSON figures.
     pub json_out: Option<PathBuf>,
 }
@@ -90,6 +113,21 @@ pub struct ModelFigures {
     pub instantiate: Summary,
     /// One prediction of one row in process (instance included).
     pub predict_1_row_in_process: Summary,
+    /// The same prediction by the model's code compiled natively.
+    pub predict_1_row_native: Option<Summary>,
+    /// Sandbox over native, one row, at the median.
+    pub sandbox_over_native_1_row: Option<f64>,
+    /// Rows of the in-process batch.
+    pub rows: usize,
+    /// One prediction of `rows` rows in process (none for a model whose
+    /// request is one case rather than rows).
+    pub predict_rows_in_process: Option<Summary>,
+    /// The same by the model's code compiled natively.
+    pub predict_rows_native: Option<Summary>,
+    /// Sandbox over native, `rows` rows, at the median.
+    pub sandbox_over_native_rows: Option<f64>,
+    /// Why there is no native figure, when there is none.
+    pub native_skipped: Option<String>,
     /// One prediction of one row over HTTP on loopback.
     pub predict_1_row_http: Summary,
     /// A request of `batch_rows` rows over HTTP (none for a model whose
@@ -191,13 +229,48 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         };
 
         let mut instantiate = Vec::new();
-        let mut in_process = Vec::new();
         for _ in 0..options.requests {
             instantiate.push(loaded.time_instantiation()?);
-            let started = Instant::now();
-            loaded.predict(one.clone())?;
-            in_process.push(started.elapsed());
         }
+        let native = options.native.iter().find(|n| n.name == name);
+        let native_skipped = match native {
+            Some(native) => {
+                check_native(&loaded, native, &one)?;
+                None
+            }
+            None if options.native.is_empty() => {
+                Some("this binary has no native code of the models (run trademl-bench)".into())
+            }
+            None => Some(format!(
+                "no native code of {name} in trademl-bench's registry (bench/src/native.rs)"
+            )),
+        };
+        if let Some(why) = &native_skipped {
+            eprintln!("{name} {version}: native comparison skipped: {why}");
+        }
+        let (in_process, native_one) = series(&loaded, native, &one, options.requests)?;
+        let rows_series = match &batch {
+            Some(_) => {
+                let rows = tile(&one, options.rows)?;
+                Some(series(
+                    &loaded,
+                    native,
+                    &rows,
+                    (options.requests / 4).max(10),
+                )?)
+            }
+            None => None,
+        };
+        let (rows_in_process, rows_native) = match rows_series {
+            Some((s, n)) => (Some(s), n),
+            None => (None, None),
+        };
+        let ratio = |s: Option<&Summary>, n: Option<&Summary>| match (s, n) {
+            (Some(s), Some(n)) if n.p50_ms > 0.0 => Some(s.p50_ms / n.p50_ms),
+            _ => None,
+        };
+        let sandbox_over_native_1_row = ratio(Some(&in_process), native_one.as_ref());
+        let sandbox_over_native_rows = ratio(rows_in_process.as_ref(), rows_native.as_ref());
 
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(true)
@@ -242,7 +315,14 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             cold_load: Summary::of(&mut cold),
             cached_load: Summary::of(&mut cached_load),
             instantiate: Summary::of(&mut instantiate),
-            predict_1_row_in_process: Summary::of(&mut in_process),
+            predict_1_row_in_process: in_process,
+            predict_1_row_native: native_one,
+            sandbox_over_native_1_row,
+            rows: options.rows,
+            predict_rows_in_process: rows_in_process,
+            predict_rows_native: rows_native,
+            sandbox_over_native_rows,
+            native_skipped,
             predict_1_row_http: Summary::of(&mut http_one),
             batch_rows_per_second: batch_summary
                 .as_ref()
@@ -292,6 +372,24 @@ fn print_figures(f: &ModelFigures) {
         "predict 1 row/case, in process",
         &f.predict_1_row_in_process,
     );
+    if let Some(native) = &f.predict_1_row_native {
+        row("predict 1 row/case, native", native);
+    }
+    if let Some(rows) = &f.predict_rows_in_process {
+        row(&format!("predict {} rows, in process", f.rows), rows);
+    }
+    if let Some(native) = &f.predict_rows_native {
+        row(&format!("predict {} rows, native", f.rows), native);
+    }
+    if let Some(r) = f.sandbox_over_native_1_row {
+        println!("  sandbox / native at the median: {r:.2}x for 1 row/case");
+    }
+    if let Some(r) = f.sandbox_over_native_rows {
+        println!(
+            "  sandbox / native at the median: {r:.2}x for {} rows",
+            f.rows
+        );
+    }
     row("predict 1 row/case, HTTP loopback", &f.predict_1_row_http);
     if let (Some(batch), Some(rate)) = (&f.predict_batch_http, f.batch_rows_per_second) {
         row(
@@ -305,7 +403,73 @@ fn print_figures(f: &ModelFigures) {
     }
 }
 
-fn model_files(root: &Path, only: &[String]) -> Result<Vec<PathBuf>> {
+/// Run `inputs` through the sandbox and, when given, natively, alternating
+/// call by call so that both series see the same machine load.
+fn series(
+    loaded: &LoadedVersion,
+    native: Option<&NativeModel>,
+    inputs: &[Tensor],
+    n: usize,
+) -> Result<(Summary, Option<Summary>)> {
+    let mut sandboxed = Vec::with_capacity(n);
+    let mut natively = Vec::with_capacity(n);
+    for _ in 0..n {
+        let request = inputs.to_vec();
+        let started = Instant::now();
+        loaded.predict(request)?;
+        sandboxed.push(started.elapsed());
+        if let Some(native) = native {
+            let request = inputs.to_vec();
+            let started = Instant::now();
+            predict_natively(loaded, native, request)?;
+            natively.push(started.elapsed());
+        }
+    }
+    let natively = (!natively.is_empty()).then(|| Summary::of(&mut natively));
+    Ok((Summary::of(&mut sandboxed), natively))
+}
+
+/// The native path of one request: the same manifest checks of inputs and
+/// outputs as [`LoadedVersion::predict`], around the model's own `predict`.
+fn predict_natively(
+    loaded: &LoadedVersion,
+    native: &NativeModel,
+    inputs: Vec<Tensor>,
+) -> Result<Vec<Tensor>> {
+    loaded.check_inputs(&inputs)?;
+    let outputs =
+        (native.predict)(inputs).map_err(|e| anyhow::anyhow!("{} natively: {e}", native.name))?;
+    loaded.check_outputs(&outputs)?;
+    Ok(outputs)
+}
+
+/// Refuse to compare with native code that does not answer as the component
+/// does: the same outputs for the same request.
+fn check_native(loaded: &LoadedVersion, native: &NativeModel, inputs: &[Tensor]) -> Result<()> {
+    let sandboxed = loaded.predict(inputs.to_vec())?;
+    let natively = predict_natively(loaded, native, inputs.to_vec())?;
+    if sandboxed.len() != natively.len() {
+        bail!(
+            "{}: the native code returns {} outputs, the component {}",
+            native.name,
+            natively.len(),
+            sandboxed.len()
+        );
+    }
+    for (s, n) in sandboxed.iter().zip(&natively) {
+        trademl_sdk::protocol::tensors_close(s, n, 1e-9).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: the native code differs from the component: {e}; rebuild models/ from this source",
+                native.name
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The newest version of every model in `root` (only those named in `only`,
+/// when it is not empty), in name order.
+pub fn model_files(root: &Path, only: &[String]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
         let dir = entry?.path();

@@ -147,9 +147,12 @@ enum Command {
         /// Requests per latency series.
         #[arg(long, default_value_t = 2000)]
         requests: usize,
-        /// Rows of the large request.
+        /// Rows of the large request over HTTP.
         #[arg(long, default_value_t = 1000)]
         batch_rows: usize,
+        /// Rows of the batch predicted in process.
+        #[arg(long, default_value_t = 100)]
+        rows: usize,
         /// Write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -301,6 +304,7 @@ fn run(command: Command) -> Result<()> {
             loads,
             requests,
             batch_rows,
+            rows,
             json,
         } => trademl::bench::run(&trademl::bench::BenchOptions {
             models,
@@ -308,6 +312,9 @@ fn run(command: Command) -> Result<()> {
             loads,
             requests,
             batch_rows,
+            rows,
+            // The models' native code is linked into `trademl-bench`, not here.
+            native: Vec::new(),
             json_out: json,
         })
         .map(|_| ()),

@@ -297,7 +297,9 @@ impl LoadedVersion {
         Ok(started.elapsed())
     }
 
-    fn check_outputs(&self, outputs: &[protocol::Tensor]) -> Result<(), PredictError> {
+    /// Check a model's outputs against the manifest: every output declared,
+    /// of its datatype and shape.
+    pub fn check_outputs(&self, outputs: &[protocol::Tensor]) -> Result<(), PredictError> {
         for t in outputs {
             let Some(spec) = self.manifest.outputs.iter().find(|s| s.name == t.name) else {
                 return Err(PredictError::ModelFailure(format!(

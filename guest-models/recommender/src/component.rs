@@ -9,7 +9,7 @@ use trademl_sdk::{Datatype, Error, Model, ModelMetadata, Tensor, TensorData, Ten
 use crate::model::{self, History, IoSpec, Recommender, TOP_K};
 
 /// The exported model.
-pub(crate) struct RecommenderModel;
+pub struct RecommenderModel;
 
 fn to_spec(io: &IoSpec) -> TensorSpec {
     let datatype = match io.datatype {

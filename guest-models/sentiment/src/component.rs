@@ -9,7 +9,7 @@ use trademl_sdk::{Datatype, Error, Model, ModelMetadata, Tensor, TensorSpec};
 use crate::model::{self, IoSpec, Scorer};
 
 /// The exported model.
-pub(crate) struct Sentiment;
+pub struct Sentiment;
 
 fn to_spec(io: &IoSpec) -> TensorSpec {
     let datatype = match io.datatype {

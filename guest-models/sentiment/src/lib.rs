@@ -34,3 +34,7 @@ pub mod weights;
 
 #[cfg(feature = "component")]
 mod component;
+/// The `trademl:model` export, callable natively with the same tensors (benchmarks compare it
+/// with the sandboxed component).
+#[cfg(feature = "component")]
+pub use component::Sentiment;
