@@ -179,6 +179,8 @@ enum TrainCommand {
     Sentiment(trademl_train::sentiment::TrainArgs),
     /// Unusual readings in sensor streams.
     AnomalyDetection(trademl_train::anomaly::TrainArgs),
+    /// Price recommendations per store from own- and cross-price elasticities.
+    PriceOptimizer(trademl_train::price::TrainArgs),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -194,6 +196,8 @@ enum EvalCommand {
     Sentiment(trademl_train::sentiment::EvalArgs),
     /// Anomalies against the labels, none used in fitting.
     AnomalyDetection(trademl_train::anomaly::EvalArgs),
+    /// Price recommendations on held-out weeks, scored by their own and an independent demand model.
+    PriceOptimizer(trademl_train::price::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -338,6 +342,8 @@ fn run(command: Command) -> Result<()> {
         Command::Eval(EvalCommand::AnomalyDetection(args)) => {
             trademl_train::anomaly::evaluate(&args)
         }
+        Command::Train(TrainCommand::PriceOptimizer(args)) => trademl_train::price::train(&args),
+        Command::Eval(EvalCommand::PriceOptimizer(args)) => trademl_train::price::evaluate(&args),
     }
 }
 
