@@ -14,6 +14,7 @@ pub const MODELS: &[NativeModel] = &[
     native::<trademl_model_recommender::RecommenderModel>("recommender"),
     native::<trademl_model_sentiment::Sentiment>("sentiment"),
     native::<trademl_model_anomaly_detection::AnomalyDetection>("anomaly-detection"),
+    native::<trademl_model_price_optimizer::PriceOptimizer>("price-optimizer"),
 ];
 
 const fn native<M: Model>(name: &'static str) -> NativeModel {

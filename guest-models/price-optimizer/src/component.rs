@@ -9,7 +9,7 @@ use trademl_sdk::{Datatype, Error, Model, ModelMetadata, Tensor, TensorSpec};
 use crate::model::{self, Columns, Demand, IoSpec};
 
 /// The exported model.
-pub(crate) struct PriceOptimizer;
+pub struct PriceOptimizer;
 
 fn to_spec(io: &IoSpec) -> TensorSpec {
     let datatype = match io.datatype {

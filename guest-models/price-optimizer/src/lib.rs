@@ -27,3 +27,5 @@ pub mod weights;
 
 #[cfg(feature = "component")]
 mod component;
+#[cfg(feature = "component")]
+pub use component::PriceOptimizer;
