@@ -1,5 +1,8 @@
 //! A hostile test model: `predict` allocates and touches memory without bound.
 
+// Only the wasm32 build exports the model; a native build (cargo test --workspace) leaves it unused.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
 use trademl_sdk::{Datatype, Error, Model, ModelMetadata, Tensor, TensorData, TensorSpec};
 
 struct MemoryBomb;

@@ -6,6 +6,9 @@
 //! kinds of model error: a negative `x` is invalid input (HTTP 400), an `x` of
 //! a billion or more is a model failure (HTTP 500).
 
+// Only the wasm32 build exports the model; a native build (cargo test --workspace) leaves it unused.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
 use trademl_sdk::{Datatype, Error, Model, ModelMetadata, Tensor, TensorData, TensorSpec};
 
 const VERSION: &str = match option_env!("TRADEML_GUEST_VERSION") {
