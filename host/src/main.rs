@@ -176,6 +176,8 @@ enum TrainCommand {
     Sentiment(trademl_train::sentiment::TrainArgs),
     /// Unusual readings in sensor streams.
     AnomalyDetection(trademl_train::anomaly::TrainArgs),
+    /// Weekly demand of a store's brand for the next 4 weeks at planned prices and promotions.
+    DemandForecast(trademl_train::demand::TrainArgs),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -191,6 +193,8 @@ enum EvalCommand {
     Sentiment(trademl_train::sentiment::EvalArgs),
     /// Anomalies against the labels, none used in fitting.
     AnomalyDetection(trademl_train::anomaly::EvalArgs),
+    /// Demand forecast: the last 12 weeks as 3 rolling origins, beside the baselines.
+    DemandForecast(trademl_train::demand::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -325,6 +329,8 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Train(TrainCommand::Sentiment(args)) => trademl_train::sentiment::train(&args),
         Command::Eval(EvalCommand::Sentiment(args)) => trademl_train::sentiment::evaluate(&args),
+        Command::Train(TrainCommand::DemandForecast(args)) => trademl_train::demand::train(&args),
+        Command::Eval(EvalCommand::DemandForecast(args)) => trademl_train::demand::evaluate(&args),
         Command::Train(TrainCommand::AnomalyDetection(args)) => {
             trademl_train::anomaly::train(&args)
         }

@@ -13,6 +13,8 @@
 //!   score on each customer's recent baskets (Instacart order lines).
 //! - [`anomaly`]: anomaly detection on sensor readings, window modified z-scores (median / MAD)
 //!   per variable with no label used in fitting, beside a rolling z-score and an isolation forest.
+//! - [`demand`]: weekly demand forecast of a store's brand for the next four weeks at the planned
+//!   prices and promotions (gradient-boosted trees on log units), with an 80% interval.
 //! - [`scanner`]: reading a weekly store × product scanner panel (Dominick's orange juice by default).
 //! - [`trees`]: fitted tree ensembles converted to the tables components evaluate.
 //! - [`sentiment`]: sentiment of texts, VADER's lexicon and rules (ported) blended into a linear
@@ -20,6 +22,7 @@
 
 pub mod anomaly;
 pub mod churn;
+pub mod demand;
 mod files;
 pub mod recommender;
 pub mod scanner;
