@@ -21,7 +21,9 @@
 //! (FP64, `[n, 4]`): `forecast`, `lower_80`, `upper_80`.
 
 pub mod model;
+// Generated tables: a split threshold may happen to equal ln 2 or another constant.
 #[rustfmt::skip]
+#[allow(clippy::approx_constant)]
 pub mod weights;
 
 #[cfg(feature = "component")]

@@ -33,7 +33,7 @@ pub struct DataArgs {
     #[command(flatten)]
     pub columns: scanner::Columns,
     /// Tree depths tried on the inner validation origin, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "6")]
+    #[arg(long, value_delimiter = ',', default_value = "2,3,4")]
     pub depths: Vec<usize>,
     /// Most trees; the number (a multiple of --tree-step) is chosen on the inner validation
     /// weeks.
@@ -43,7 +43,7 @@ pub struct DataArgs {
     #[arg(long, default_value_t = 25)]
     pub tree_step: usize,
     /// Row-weight powers tried (a row weighs exp(history level)^power), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "0,1")]
+    #[arg(long, value_delimiter = ',', default_value = "0")]
     pub weight_powers: Vec<f64>,
     /// Learning rate.
     #[arg(long, default_value_t = 0.05)]
@@ -231,7 +231,7 @@ fn method_result(grid: &Grid, key: &'static str, per_origin: &[Vec<Scored>]) -> 
 /// Runs the rolling-origin protocol.
 pub fn run_evaluation(grid: &Grid, g: &Grid2, test_weeks: usize) -> Result<Evaluation> {
     ensure!(
-        test_weeks >= HORIZON && test_weeks % HORIZON == 0,
+        test_weeks >= HORIZON && test_weeks.is_multiple_of(HORIZON),
         "--test-weeks {test_weeks} must be a positive multiple of {HORIZON}"
     );
     ensure!(
@@ -268,7 +268,7 @@ pub fn run_evaluation(grid: &Grid, g: &Grid2, test_weeks: usize) -> Result<Evalu
     );
     let mut infos = Vec::new();
     let mut scored: [Vec<Vec<Scored>>; 4] = Default::default();
-    let mut inside = vec![(0usize, 0usize); HORIZON];
+    let mut inside = [(0usize, 0usize); HORIZON];
     for &o in &origins {
         bar.set_message(format!("refit at week {}", grid.week(o)));
         let rows = protocol::training_rows(grid, o, g);
