@@ -15,6 +15,7 @@ pub const MODELS: &[NativeModel] = &[
     native::<trademl_model_sentiment::Sentiment>("sentiment"),
     native::<trademl_model_anomaly_detection::AnomalyDetection>("anomaly-detection"),
     native::<trademl_model_price_optimizer::PriceOptimizer>("price-optimizer"),
+    native::<trademl_model_demand_forecast::DemandForecast>("demand-forecast"),
 ];
 
 const fn native<M: Model>(name: &'static str) -> NativeModel {

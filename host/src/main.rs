@@ -181,6 +181,8 @@ enum TrainCommand {
     AnomalyDetection(trademl_train::anomaly::TrainArgs),
     /// Price recommendations per store from own- and cross-price elasticities.
     PriceOptimizer(trademl_train::price::TrainArgs),
+    /// Weekly demand of a store's brand for the next 4 weeks at planned prices and promotions.
+    DemandForecast(trademl_train::demand::TrainArgs),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -198,6 +200,8 @@ enum EvalCommand {
     AnomalyDetection(trademl_train::anomaly::EvalArgs),
     /// Price recommendations on held-out weeks, scored by their own and an independent demand model.
     PriceOptimizer(trademl_train::price::EvalArgs),
+    /// Demand forecast: the last 12 weeks as 3 rolling origins, beside the baselines.
+    DemandForecast(trademl_train::demand::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -336,6 +340,8 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Train(TrainCommand::Sentiment(args)) => trademl_train::sentiment::train(&args),
         Command::Eval(EvalCommand::Sentiment(args)) => trademl_train::sentiment::evaluate(&args),
+        Command::Train(TrainCommand::DemandForecast(args)) => trademl_train::demand::train(&args),
+        Command::Eval(EvalCommand::DemandForecast(args)) => trademl_train::demand::evaluate(&args),
         Command::Train(TrainCommand::AnomalyDetection(args)) => {
             trademl_train::anomaly::train(&args)
         }

@@ -15,6 +15,8 @@
 //!   per variable with no label used in fitting, beside a rolling z-score and an isolation forest.
 //! - [`price`]: price optimization, per-store joint price recommendations within business bounds
 //!   from own- and cross-price elasticities with promotion and store effects (Dominick's orange juice).
+//! - [`demand`]: weekly demand forecast of a store's brand for the next four weeks at the planned
+//!   prices and promotions (gradient-boosted trees on log units), with an 80% interval.
 //! - [`scanner`]: reading a weekly store × product scanner panel (Dominick's orange juice by default).
 //! - [`trees`]: fitted tree ensembles converted to the tables components evaluate.
 //! - [`sentiment`]: sentiment of texts, VADER's lexicon and rules (ported) blended into a linear
@@ -22,6 +24,7 @@
 
 pub mod anomaly;
 pub mod churn;
+pub mod demand;
 mod files;
 pub mod price;
 pub mod recommender;

@@ -1,0 +1,357 @@
+//! Fitting the trees at a cut-off week, tuning them on an inner origin, the baselines, and the
+//! rolling-origin evaluation.
+
+use anyhow::{Context, Result, ensure};
+use forust_ml::objective::ObjectiveType;
+use forust_ml::{GradientBooster, Matrix};
+use serde::Serialize;
+use trademl_model_demand_forecast::model::{Forecaster, HORIZON, Series, feature_names, features};
+
+use super::panel::Grid;
+use crate::trees::Forest;
+
+/// The boosting settings searched and used.
+#[derive(Debug, Clone, Serialize)]
+pub struct Grid2 {
+    /// Depths tried.
+    pub depths: Vec<usize>,
+    /// Most trees.
+    pub max_trees: usize,
+    /// Learning rate.
+    pub learning_rate: f32,
+    /// Origins used for training rows: every `origin_step`-th week.
+    pub origin_step: usize,
+    /// Observed weeks a history needs to give a training row.
+    pub min_history: usize,
+    /// Seed of the row and column sampling.
+    pub seed: u64,
+    /// Row weights tried: a training row weighs exp(level)^power (normalised to mean 1), so that
+    /// power 1 weighs rows by their series' usual units, as WAPE does.
+    pub weight_powers: Vec<f64>,
+    /// Tree counts are compared on the validation weeks every this many trees.
+    pub tree_step: usize,
+}
+
+/// The chosen settings and the interval quantiles, from an inner validation origin.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tuned {
+    /// Tree depth.
+    pub depth: usize,
+    /// Row weight power.
+    pub weight_power: f64,
+    /// Number of trees.
+    pub trees: usize,
+    /// The inner origin's week number (validated on the HORIZON weeks after it).
+    pub inner_origin_week: u32,
+    /// Store-level accuracy on the inner validation weeks of each (depth, weight power) tried,
+    /// at its best number of trees.
+    pub validation_accuracy: Vec<(usize, f64, usize, f64)>,
+    /// 10% quantile of the log residual per horizon on the inner validation weeks.
+    pub lower_log: [f64; HORIZON],
+    /// 90% quantile.
+    pub upper_log: [f64; HORIZON],
+    /// Smoothing constant chosen for the exponential-smoothing baseline.
+    pub smoothing_alpha: f64,
+}
+
+/// Training rows: features and the log units relative to the history level.
+pub struct Rows {
+    /// Feature values, column-major (as forust's `Matrix` stores them).
+    pub x: Vec<f64>,
+    /// Targets.
+    pub y: Vec<f64>,
+    /// Each row's history level.
+    pub level: Vec<f64>,
+    /// Rows.
+    pub n: usize,
+    /// Columns.
+    pub cols: usize,
+}
+
+/// One scored forecast: series index, target week index, horizon, actual and forecast units.
+#[derive(Debug, Clone, Copy)]
+pub struct Scored {
+    /// Index into `grid.tracks`.
+    pub track: usize,
+    /// Target week index.
+    pub week: usize,
+    /// Horizon 1..=HORIZON.
+    pub h: usize,
+    /// Actual units.
+    pub actual: f64,
+    /// Forecast units.
+    pub forecast: f64,
+}
+
+/// The rows with target weeks `<= last` from origins `origin_step` apart ending at `last − 1`.
+pub fn training_rows(grid: &Grid, last: usize, g: &Grid2) -> Rows {
+    let cols = feature_names(grid.products).len();
+    let mut feats: Vec<Vec<f64>> = Vec::new();
+    let mut y = Vec::new();
+    let mut levels = Vec::new();
+    let mut origin = last as isize - 1;
+    while origin >= g.min_history as isize - 1 {
+        let o = origin as usize;
+        for t in &grid.tracks {
+            let Some(s) = grid.series(t, o) else { continue };
+            if s.units.iter().filter(|u| **u > 0.0).count() < g.min_history {
+                continue;
+            }
+            let level = s.level();
+            for h in 1..=HORIZON {
+                let target = o + h;
+                if target > last || t.units[target].is_nan() {
+                    continue;
+                }
+                feats.push(features(&s, h));
+                y.push(t.units[target].ln() - level);
+                levels.push(level);
+            }
+        }
+        origin -= g.origin_step as isize;
+    }
+    let n = y.len();
+    let mut x = vec![0.0; n * cols];
+    for (r, f) in feats.iter().enumerate() {
+        for (c, v) in f.iter().enumerate() {
+            x[c * n + r] = *v;
+        }
+    }
+    Rows {
+        x,
+        y,
+        level: levels,
+        n,
+        cols,
+    }
+}
+
+/// Row weights exp(level)^power, normalised to mean 1.
+fn row_weights(rows: &Rows, power: f64) -> Vec<f64> {
+    let w: Vec<f64> = rows.level.iter().map(|l| (power * l).exp()).collect();
+    let mean = w.iter().sum::<f64>() / w.len() as f64;
+    w.into_iter().map(|v| v / mean).collect()
+}
+
+/// Fits `trees` boosted trees of `depth` with row weights of `power`.
+pub fn fit(rows: &Rows, depth: usize, trees: usize, power: f64, g: &Grid2) -> Result<Forest> {
+    let matrix = Matrix::new(&rows.x, rows.n, rows.cols);
+    let mut booster = GradientBooster::default()
+        .set_objective_type(ObjectiveType::SquaredLoss)
+        .set_iterations(trees)
+        .set_learning_rate(g.learning_rate)
+        .set_max_depth(depth)
+        .set_max_leaves(usize::MAX)
+        .set_min_leaf_weight(20.0)
+        .set_l2(1.0)
+        .set_subsample(0.8)
+        .set_colsample_bytree(0.8)
+        .set_seed(g.seed)
+        .set_parallel(true);
+    booster
+        .fit(&matrix, &rows.y, &row_weights(rows, power), None)
+        .context("fitting the boosted trees")?;
+    Forest::from_forust(&booster)
+}
+
+/// 1 − WAPE.
+pub fn accuracy(pairs: impl Iterator<Item = (f64, f64)>) -> f64 {
+    let (err, total) = pairs.fold((0.0, 0.0), |(e, t), (a, f)| (e + (a - f).abs(), t + a));
+    1.0 - err / total
+}
+
+/// Store × brand × week and chain × brand × week accuracy of scored forecasts.
+pub fn accuracies(grid: &Grid, scored: &[Scored]) -> (f64, f64) {
+    let store = accuracy(scored.iter().map(|s| (s.actual, s.forecast)));
+    let mut chain: std::collections::BTreeMap<(u32, usize), (f64, f64)> = Default::default();
+    for s in scored {
+        let e = chain
+            .entry((grid.tracks[s.track].brand, s.week))
+            .or_default();
+        e.0 += s.actual;
+        e.1 += s.forecast;
+    }
+    (store, accuracy(chain.values().copied()))
+}
+
+/// The request rows of every series at `origin` that has at least one target observed.
+pub fn origin_rows(grid: &Grid, origin: usize) -> Vec<(usize, Series)> {
+    grid.tracks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let s = grid.series(t, origin)?;
+            (1..=HORIZON)
+                .any(|h| !t.units[origin + h].is_nan())
+                .then_some((i, s))
+        })
+        .collect()
+}
+
+/// Scores `forecast(series, h)` at `origin` on the observed target weeks.
+pub fn score(
+    grid: &Grid,
+    origin: usize,
+    rows: &[(usize, Series)],
+    mut forecast: impl FnMut(usize, &Series, usize) -> f64,
+) -> Vec<Scored> {
+    let mut out = Vec::new();
+    for (i, s) in rows {
+        for h in 1..=HORIZON {
+            let actual = grid.tracks[*i].units[origin + h];
+            if actual.is_nan() {
+                continue;
+            }
+            out.push(Scored {
+                track: *i,
+                week: origin + h,
+                h,
+                actual,
+                forecast: forecast(*i, s, h),
+            });
+        }
+    }
+    out
+}
+
+/// The baselines' forecasts from a row's history.
+pub mod baselines {
+    use super::*;
+
+    /// The last observed week's units.
+    pub fn last_value(s: &Series) -> f64 {
+        *s.units.iter().rev().find(|u| **u > 0.0).expect("validated")
+    }
+
+    /// The mean of the observed weeks among the last 4 (the last value when none is observed).
+    pub fn mean_last4(s: &Series) -> f64 {
+        let v: Vec<f64> = s.units[s.units.len() - 4..]
+            .iter()
+            .copied()
+            .filter(|u| *u > 0.0)
+            .collect();
+        if v.is_empty() {
+            last_value(s)
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    }
+
+    /// Simple exponential smoothing of the observed weeks' units (missing weeks skipped),
+    /// started at the first observed week.
+    pub fn smoothing(s: &Series, alpha: f64) -> f64 {
+        let mut level = f64::NAN;
+        for &u in s.units.iter().filter(|u| **u > 0.0) {
+            level = if level.is_nan() {
+                u
+            } else {
+                alpha * u + (1.0 - alpha) * level
+            };
+        }
+        level
+    }
+}
+
+/// The candidate smoothing constants of the exponential-smoothing baseline.
+pub const ALPHAS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// Chooses depth and trees on the inner origin `last − HORIZON` (fitting on targets up to it,
+/// validating on the HORIZON weeks after it), the interval quantiles from the chosen model's
+/// validation residuals, and the smoothing constant of the baseline. Nothing after `last` is
+/// read.
+pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str)) -> Result<Tuned> {
+    let inner = last - HORIZON;
+    let train = training_rows(grid, inner, g);
+    let valid_rows = origin_rows(grid, inner);
+    ensure!(
+        train.n > 0 && !valid_rows.is_empty(),
+        "too few weeks before week {} to tune on",
+        grid.week(inner)
+    );
+    let valid_feats: Vec<Vec<Vec<f64>>> = valid_rows
+        .iter()
+        .map(|(_, s)| (1..=HORIZON).map(|h| features(s, h)).collect())
+        .collect();
+    let mut best: Option<(f64, usize, f64, Forest)> = None;
+    let mut tried = Vec::new();
+    for &depth in &g.depths {
+        for &power in &g.weight_powers {
+            progress(&format!("depth {depth}, weight power {power}"));
+            let full = fit(&train, depth, g.max_trees, power, g)?;
+            let mut best_here: Option<(f64, usize)> = None;
+            let mut k = g.tree_step.min(full.trees.len());
+            loop {
+                let forest = Forest::new(full.base, full.scale, full.trees[..k].to_vec());
+                let view = forest.view();
+                let scored = score(grid, inner, &valid_rows, |i, s, h| {
+                    let r = valid_rows.iter().position(|(j, _)| *j == i).expect("row");
+                    (s.level() + view.predict(&valid_feats[r][h - 1])).exp()
+                });
+                let acc = accuracies(grid, &scored).0;
+                if best_here.is_none_or(|b| acc > b.0) {
+                    best_here = Some((acc, k));
+                }
+                if k == full.trees.len() {
+                    break;
+                }
+                k = (k + g.tree_step).min(full.trees.len());
+            }
+            let (acc, k) = best_here.expect("at least one tree count");
+            tried.push((depth, power, k, acc));
+            if best.as_ref().is_none_or(|b| acc > b.0) {
+                let forest = Forest::new(full.base, full.scale, full.trees[..k].to_vec());
+                best = Some((acc, depth, power, forest));
+            }
+        }
+    }
+    let (_, depth, weight_power, forest) = best.expect("at least one depth");
+    let view = forest.view();
+    let mut resid: [Vec<f64>; HORIZON] = Default::default();
+    for (i, s) in &valid_rows {
+        for h in 1..=HORIZON {
+            let a = grid.tracks[*i].units[inner + h];
+            if !a.is_nan() {
+                resid[h - 1].push(a.ln() - s.level() - view.predict(&features(s, h)));
+            }
+        }
+    }
+    let alpha = ALPHAS
+        .iter()
+        .copied()
+        .map(|a| {
+            let scored = score(grid, inner, &valid_rows, |_, s, _| {
+                baselines::smoothing(s, a)
+            });
+            (a, accuracies(grid, &scored).0)
+        })
+        .max_by(|x, y| x.1.total_cmp(&y.1))
+        .expect("alphas")
+        .0;
+    Ok(Tuned {
+        depth,
+        weight_power,
+        trees: forest.trees.len(),
+        inner_origin_week: grid.week(inner),
+        validation_accuracy: tried,
+        lower_log: std::array::from_fn(|h| quantile(resid[h].clone(), 0.1)),
+        upper_log: std::array::from_fn(|h| quantile(resid[h].clone(), 0.9)),
+        smoothing_alpha: alpha,
+    })
+}
+
+/// A fitted forecaster over `forest` with the tuned interval.
+pub fn forecaster<'a>(forest: &'a Forest, products: usize, t: &Tuned) -> Forecaster<'a> {
+    Forecaster {
+        products,
+        trees: forest.view(),
+        lower_log: t.lower_log,
+        upper_log: t.upper_log,
+    }
+}
