@@ -176,6 +176,8 @@ enum TrainCommand {
     Sentiment(trademl_train::sentiment::TrainArgs),
     /// Unusual readings in sensor streams.
     AnomalyDetection(trademl_train::anomaly::TrainArgs),
+    /// Promotion effectiveness: units, lift, incremental profit and ROI of a promotion.
+    PromoEffectiveness(trademl_train::promo::TrainArgs),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -191,6 +193,8 @@ enum EvalCommand {
     Sentiment(trademl_train::sentiment::EvalArgs),
     /// Anomalies against the labels, none used in fitting.
     AnomalyDetection(trademl_train::anomaly::EvalArgs),
+    /// Promotion effectiveness on held-out weeks beside the baselines.
+    PromoEffectiveness(trademl_train::promo::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -325,6 +329,8 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Train(TrainCommand::Sentiment(args)) => trademl_train::sentiment::train(&args),
         Command::Eval(EvalCommand::Sentiment(args)) => trademl_train::sentiment::evaluate(&args),
+        Command::Train(TrainCommand::PromoEffectiveness(args)) => trademl_train::promo::train(&args),
+        Command::Eval(EvalCommand::PromoEffectiveness(args)) => trademl_train::promo::evaluate(&args),
         Command::Train(TrainCommand::AnomalyDetection(args)) => {
             trademl_train::anomaly::train(&args)
         }

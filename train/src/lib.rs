@@ -13,6 +13,8 @@
 //!   score on each customer's recent baskets (Instacart order lines).
 //! - [`anomaly`]: anomaly detection on sensor readings, window modified z-scores (median / MAD)
 //!   per variable with no label used in fitting, beside a rolling z-score and an isolation forest.
+//! - [`promo`]: promotion effectiveness (units, lift, incremental profit, ROI of a deal or feature
+//!   ad), gradient-boosted trees on ln(lift) beside a random forest + neural network blend.
 //! - [`scanner`]: reading a weekly store × product scanner panel (Dominick's orange juice by default).
 //! - [`trees`]: fitted tree ensembles converted to the tables components evaluate.
 //! - [`sentiment`]: sentiment of texts, VADER's lexicon and rules (ported) blended into a linear
@@ -21,6 +23,7 @@
 pub mod anomaly;
 pub mod churn;
 mod files;
+pub mod promo;
 pub mod recommender;
 pub mod scanner;
 pub mod segmentation;
