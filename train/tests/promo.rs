@@ -42,7 +42,11 @@ fn write_panel(path: &Path) {
                 } else {
                     0.0
                 };
-                let ad = if promoted && h % 2 == 0 { 1.0 } else { 0.0 };
+                let ad = if promoted && h.is_multiple_of(2) {
+                    1.0
+                } else {
+                    0.0
+                };
                 let base = 1000.0 * f64::from(s + b as u32);
                 let wobble = 1.0 + 0.05 * (f64::from(w) * 1.3).sin();
                 let units = base * wobble * (4.0 * depth).exp() * if ad > 0.0 { 1.5 } else { 1.0 };

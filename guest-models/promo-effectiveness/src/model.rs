@@ -209,7 +209,7 @@ impl Promotion {
                 return bad(&format!("{what}[{k}]"), x, "must be in 0..=1");
             }
         }
-        if !self.past_lift.is_nan() && !(self.past_lift.is_finite() && self.past_lift > 0.0) {
+        if !(self.past_lift.is_nan() || self.past_lift.is_finite() && self.past_lift > 0.0) {
             return bad(
                 "past_lift",
                 self.past_lift,

@@ -65,6 +65,8 @@ pub fn write_weights(args: &TrainArgs, run: &Run) -> Result<()> {
          // data: {} (sha256 {}), {} rows; fitted on {} events before week {}\n\
          // trained: {}, seed = {}\n\
          //! The fitted weights: boosted trees, random forest and network on ln(lift).\n\n\
+         // Fitted thresholds can land on ln 2 and friends; they are data, not constants.\n\
+         #![allow(clippy::approx_constant)]\n\n\
          #[allow(unused_imports)]\n\
          use trademl_sdk::trees::{{Ensemble, Node, LEAF}};\n\n\
          /// What the model was trained on (quoted in the model description).\n\
