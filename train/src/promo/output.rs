@@ -158,10 +158,12 @@ fn example(run: &Run, events: &[&Event], method: Method) -> Value {
             }),
         ),
     ];
-    if method == Method::RfNn {
-        inputs
-            .push(json!({"name": "method", "datatype": "BYTES", "shape": [1], "data": ["rf+nn"]}));
-    }
+    // Every declared input appears in an example; the cost parameters as one value for all rows.
+    let costs = events[0].promotion.costs;
+    inputs.push(json!({"name": "fixed_cost", "datatype": "FP64", "shape": [1], "data": [costs.fixed_cost]}));
+    inputs.push(json!({"name": "feature_cost", "datatype": "FP64", "shape": [1], "data": [costs.feature_cost]}));
+    let name = if method == Method::RfNn { "rf+nn" } else { "gbm" };
+    inputs.push(json!({"name": "method", "datatype": "BYTES", "shape": [1], "data": [name]}));
     let view = run.models.view();
     let preds: Vec<_> = events
         .iter()
@@ -374,6 +376,53 @@ fn markdown(args: &EvalArgs, run: &Run) -> String {
         model::feature_names(run.models.products).len(),
         model::feature_names(run.models.products).join(", ")
     ));
+    if let (Some(g), Some(r)) = (get(run, "gbm"), get(run, "rf_nn")) {
+        let beats = |f: &super::metrics::Figures, u: f64, l: f64, s: f64| {
+            f.units > u && f.lift > l && f.spearman > s
+        };
+        let verdict = |f: &super::metrics::Figures| match (
+            beats(f, 0.47, 0.25, 0.62),
+            beats(f, 0.46, 0.22, 0.61),
+        ) {
+            (true, true) => "beats both quoted baselines on every quoted figure",
+            _ => "**does not beat both quoted baselines on every quoted figure**",
+        };
+        m.push_str(&format!(
+            "## Reading the results\n\n\
+             - The default (`gbm`) {} ({:.3} / {:.3} / {:.3} against 0.47 / 0.25 / 0.62 and \
+             0.46 / 0.22 / 0.61); the specified random forest + neural network (`rf_nn`) {} \
+             ({:.3} / {:.3} / {:.3}).\n\
+             - What carries the gain is the target and the features, not the learner: ln(lift) \
+             over a baseline from unpromoted weeks, the discount depth against the regular price, \
+             and the other brands' relative prices and promotions that week. The same boosted \
+             trees on ln(units) from the basic features (`gbm_log_units_basic`, our reproduction \
+             of the quoted LightGBM-on-log-target setting) stay far below; with all the features \
+             (`gbm_log_units`) they land close to the default.\n\
+             - ROI sign: {:.1}% of test events for the default. The ROI's sign is that of the \
+             incremental gross profit, which is decided by whether the promotion's units cover \
+             the margin given up on the baseline; many events sit near that break-even, where a \
+             units error of a few percent flips the sign. The specification's 80% ROI accuracy is \
+             not reached on this protocol.\n\
+             - The network alone is the weakest learned model on the test weeks although the \
+             inner split rated it close to the forest (see Tuning); the cause was not found: the \
+             test events' prices, regular prices, margins and baselines lie within the fitting \
+             range (at most 1.3% of them outside its 1st-99th percentiles).\n\
+             - The quoted LightGBM and random-forest figures were also re-run in Python \
+             (LightGBM 4 / scikit-learn on ln(units) from store, brand, deal, feature and the 11 \
+             prices, plus store demographics, trained on the fitting weeks): 0.40 / 0.18 / 0.63 \
+             and 0.34 / 0.09 / 0.60, close to the `*_basic` rows here and below the quoted \
+             figures; the quoted figures are kept as the bar to beat.\n\n",
+            verdict(&g.figures),
+            g.figures.units,
+            g.figures.lift,
+            g.figures.spearman,
+            verdict(&r.figures),
+            r.figures.units,
+            r.figures.lift,
+            r.figures.spearman,
+            100.0 * g.figures.roi_sign,
+        ));
+    }
     m.push_str("## Tuning (inner split, 1 − WAPE of units on the validation weeks)\n\n| tried | units |\n|---|---|\n");
     for t in &run.models.tuning {
         m.push_str(&format!("| {} | {:.3} |\n", t.what, t.units));
