@@ -160,9 +160,15 @@ fn example(run: &Run, events: &[&Event], method: Method) -> Value {
     ];
     // Every declared input appears in an example; the cost parameters as one value for all rows.
     let costs = events[0].promotion.costs;
-    inputs.push(json!({"name": "fixed_cost", "datatype": "FP64", "shape": [1], "data": [costs.fixed_cost]}));
+    inputs.push(
+        json!({"name": "fixed_cost", "datatype": "FP64", "shape": [1], "data": [costs.fixed_cost]}),
+    );
     inputs.push(json!({"name": "feature_cost", "datatype": "FP64", "shape": [1], "data": [costs.feature_cost]}));
-    let name = if method == Method::RfNn { "rf+nn" } else { "gbm" };
+    let name = if method == Method::RfNn {
+        "rf+nn"
+    } else {
+        "gbm"
+    };
     inputs.push(json!({"name": "method", "datatype": "BYTES", "shape": [1], "data": [name]}));
     let view = run.models.view();
     let preds: Vec<_> = events
@@ -400,8 +406,8 @@ fn markdown(args: &EvalArgs, run: &Run) -> String {
              (`gbm_log_units`) they land close to the default.\n\
              - ROI sign: {:.1}% of test events for the default. The ROI's sign is that of the \
              incremental gross profit, which is decided by whether the promotion's units cover \
-             the margin given up on the baseline; many events sit near that break-even, where a \
-             units error of a few percent flips the sign. The specification's 80% ROI accuracy is \
+             the margin given up on the baseline; events near that break-even (not measured here) \
+             would flip sign with a small units error. The specification's 80% ROI accuracy is \
              not reached on this protocol.\n\
              - The network alone is the weakest learned model on the test weeks although the \
              inner split rated it close to the forest (see Tuning); the cause was not found: the \
