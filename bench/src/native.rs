@@ -16,6 +16,7 @@ pub const MODELS: &[NativeModel] = &[
     native::<trademl_model_anomaly_detection::AnomalyDetection>("anomaly-detection"),
     native::<trademl_model_price_optimizer::PriceOptimizer>("price-optimizer"),
     native::<trademl_model_demand_forecast::DemandForecast>("demand-forecast"),
+    native::<trademl_model_promo_effectiveness::PromoModel>("promo-effectiveness"),
 ];
 
 const fn native<M: Model>(name: &'static str) -> NativeModel {

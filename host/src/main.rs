@@ -183,6 +183,8 @@ enum TrainCommand {
     PriceOptimizer(trademl_train::price::TrainArgs),
     /// Weekly demand of a store's brand for the next 4 weeks at planned prices and promotions.
     DemandForecast(trademl_train::demand::TrainArgs),
+    /// Promotion effectiveness: units, lift, incremental profit and ROI of a promotion.
+    PromoEffectiveness(trademl_train::promo::TrainArgs),
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -202,6 +204,8 @@ enum EvalCommand {
     PriceOptimizer(trademl_train::price::EvalArgs),
     /// Demand forecast: the last 12 weeks as 3 rolling origins, beside the baselines.
     DemandForecast(trademl_train::demand::EvalArgs),
+    /// Promotion effectiveness on held-out weeks beside the baselines.
+    PromoEffectiveness(trademl_train::promo::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -342,6 +346,8 @@ fn run(command: Command) -> Result<()> {
         Command::Eval(EvalCommand::Sentiment(args)) => trademl_train::sentiment::evaluate(&args),
         Command::Train(TrainCommand::DemandForecast(args)) => trademl_train::demand::train(&args),
         Command::Eval(EvalCommand::DemandForecast(args)) => trademl_train::demand::evaluate(&args),
+        Command::Train(TrainCommand::PromoEffectiveness(args)) => trademl_train::promo::train(&args),
+        Command::Eval(EvalCommand::PromoEffectiveness(args)) => trademl_train::promo::evaluate(&args),
         Command::Train(TrainCommand::AnomalyDetection(args)) => {
             trademl_train::anomaly::train(&args)
         }

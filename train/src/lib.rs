@@ -17,6 +17,8 @@
 //!   from own- and cross-price elasticities with promotion and store effects (Dominick's orange juice).
 //! - [`demand`]: weekly demand forecast of a store's brand for the next four weeks at the planned
 //!   prices and promotions (gradient-boosted trees on log units), with an 80% interval.
+//! - [`promo`]: promotion effectiveness (units, lift, incremental profit, ROI of a deal or feature
+//!   ad), gradient-boosted trees on ln(lift) beside a random forest + neural network blend.
 //! - [`scanner`]: reading a weekly store × product scanner panel (Dominick's orange juice by default).
 //! - [`trees`]: fitted tree ensembles converted to the tables components evaluate.
 //! - [`sentiment`]: sentiment of texts, VADER's lexicon and rules (ported) blended into a linear
@@ -27,6 +29,7 @@ pub mod churn;
 pub mod demand;
 mod files;
 pub mod price;
+pub mod promo;
 pub mod recommender;
 pub mod scanner;
 pub mod segmentation;
