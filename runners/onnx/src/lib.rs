@@ -14,7 +14,7 @@
 
 mod convert;
 mod scaler;
-mod tree_regressor;
+mod trees;
 
 use std::sync::{Arc, OnceLock};
 
@@ -140,7 +140,7 @@ fn load_graph(
 ) -> TractResult<(Arc<TypedSimplePlan>, Vec<TensorSpec>, Vec<TensorSpec>)> {
     let mut onnx = tract_onnx::onnx();
     scaler::register(&mut onnx.op_register);
-    tree_regressor::register(&mut onnx.op_register);
+    trees::register(&mut onnx.op_register);
     let proto = onnx
         .proto_model_for_read(&mut &*bytes)
         .map_err(|e| format_err!("this is not an ONNX model: {e}"))?;
@@ -209,7 +209,22 @@ fn load_graph(
     }
 
     let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
-    let typed = model.into_optimized()?;
+    let mut typed = model.into_optimized()?;
+    // tract computes some integer outputs (an ArgMax through a Cast, as
+    // skl2onnx's MLP classifier labels) as symbolic dimensions: make them
+    // INT64, as the graph declares them.
+    let outlets = typed.output_outlets()?.to_vec();
+    let mut outputs = vec![];
+    for (ix, outlet) in outlets.into_iter().enumerate() {
+        if typed.outlet_fact(outlet)?.datum_type == DatumType::TDim {
+            let cast = tract_onnx::tract_hir::tract_core::ops::cast::cast(i64::datum_type());
+            outputs
+                .push(typed.wire_node(format!("trademl.output{ix}.to_i64"), cast, &[outlet])?[0]);
+        } else {
+            outputs.push(outlet);
+        }
+    }
+    typed.select_output_outlets(&outputs)?;
     let mut output_specs = vec![];
     for (ix, name) in output_names.iter().enumerate() {
         let fact = typed.output_fact(ix)?;

@@ -1,14 +1,19 @@
-//! `ai.onnx.ml` `TreeEnsembleRegressor`, which scikit-learn's random forest,
-//! extra-trees and gradient-boosting regressors export to (skl2onnx), and
-//! which this version of tract parses only for classifiers. The trees are
-//! evaluated by tract's own ensemble evaluator (`tract_onnx_opl::ml::tree`),
-//! as for the classifier; what is here reads the regressor's attributes
-//! (`target_*` instead of `class_*`, `n_targets`, `aggregate_function`) and
-//! adds `base_values`.
+//! `ai.onnx.ml` tree ensembles, evaluated by tract's own ensemble evaluator
+//! (`tract_onnx_opl::ml::tree`):
 //!
-//! `parse_ensemble` follows tract-onnx 0.23.9's `parse_nodes_data`
-//! (src/ops/ml/tree_ensemble_classifier.rs, MIT OR Apache-2.0), which is
-//! private to that crate.
+//! - `TreeEnsembleRegressor`, which scikit-learn's forest and boosting
+//!   regressors export to (skl2onnx) and which tract 0.23.9 does not parse;
+//! - `TreeEnsembleClassifier`, in place of tract 0.23.9's, whose labels are
+//!   wrong for a binary classifier whose leaves score one class only (what
+//!   skl2onnx exports for a binary forest or boosting model): tract takes the
+//!   argmax of the one-column scores before completing them to two columns,
+//!   so every label is the first class. Here the labels are the argmax of the
+//!   completed scores, as onnxruntime computes them.
+//!
+//! `parse_ensemble` follows tract-onnx 0.23.9's `parse_nodes_data`, and the
+//! classifier's wiring its `TreeEnsembleClassifier::wire`
+//! (src/ops/ml/tree_ensemble_classifier.rs, MIT OR Apache-2.0), both private
+//! to that crate.
 
 use std::iter;
 
@@ -20,9 +25,10 @@ use tract_onnx::tract_hir;
 use tract_onnx_opl::ml::tree::{Cmp, TreeEnsemble, TreeEnsembleData};
 use tract_onnx_opl::ml::tree_ensemble_classifier::{TreeEnsembleClassifier, parse_aggregate};
 
-/// Adds `TreeEnsembleRegressor` to the operators the parser knows.
+/// Adds `TreeEnsembleRegressor`, and replaces `TreeEnsembleClassifier`.
 pub fn register(reg: &mut OnnxOpRegister) {
     reg.insert("TreeEnsembleRegressor", tree_regressor);
+    reg.insert("TreeEnsembleClassifier", tree_classifier);
 }
 
 #[derive(Debug, Clone)]
@@ -43,7 +49,8 @@ fn tree_regressor(
             "TreeEnsembleRegressor with post_transform {post_transform} is not supported (only NONE)"
         );
     }
-    let ensemble = parse_ensemble(node)?;
+    let n_targets: usize = node.get_attr("n_targets")?;
+    let ensemble = parse_ensemble(node, "target", n_targets)?;
     let base_values = node.get_attr_opt_vec::<f32>("base_values")?;
     if let Some(b) = &base_values {
         node.expect_attr(
@@ -136,8 +143,9 @@ fn vec_attr<'a, T: AttrTVecType<'a>>(
     Ok(vec)
 }
 
-fn parse_ensemble(node: &NodeProto) -> TractResult<TreeEnsemble> {
-    let n_targets: usize = node.get_attr("n_targets")?;
+/// The trees of a node; `leaf` is `class` or `target`, the prefix of the
+/// leaf attributes, of which there are `n_outputs` columns.
+fn parse_ensemble(node: &NodeProto, leaf: &str, n_outputs: usize) -> TractResult<TreeEnsemble> {
     let n_nodes = node.get_attr_slice::<i64>("nodes_featureids")?.len();
     node.expect_attr("nodes_featureids", n_nodes != 0, "at least one node")?;
     let node_ids = vec_attr::<usize>(node, "nodes_nodeids", n_nodes)?;
@@ -164,12 +172,13 @@ fn parse_ensemble(node: &NodeProto) -> TractResult<TreeEnsemble> {
     let max_used_features = feature_ids.iter().max().copied().unwrap_or(0);
     let aggregate_fn = parse_aggregate(node.get_attr_opt("aggregate_function")?.unwrap_or("SUM"))?;
 
-    let n_leaves = node.get_attr_slice::<i64>("target_ids")?.len();
-    node.expect_attr("target_ids", n_leaves != 0, "at least one leaf")?;
-    let leaf_node_ids = vec_attr::<usize>(node, "target_nodeids", n_leaves)?;
-    let leaf_tree_ids = vec_attr::<usize>(node, "target_treeids", n_leaves)?;
-    let leaf_target_ids = vec_attr::<usize>(node, "target_ids", n_leaves)?;
-    let leaf_weights = vec_attr::<f32>(node, "target_weights", n_leaves)?;
+    let attr = |name: &str| format!("{leaf}_{name}");
+    let n_leaves = node.get_attr_slice::<i64>(&attr("ids"))?.len();
+    node.expect_attr(&attr("ids"), n_leaves != 0, "at least one leaf")?;
+    let leaf_node_ids = vec_attr::<usize>(node, &attr("nodeids"), n_leaves)?;
+    let leaf_tree_ids = vec_attr::<usize>(node, &attr("treeids"), n_leaves)?;
+    let leaf_target_ids = vec_attr::<usize>(node, &attr("ids"), n_leaves)?;
+    let leaf_weights = vec_attr::<f32>(node, &attr("weights"), n_leaves)?;
 
     let inc_by_1 = |x: &[usize]| {
         x.iter()
@@ -258,7 +267,177 @@ fn parse_ensemble(node: &NodeProto) -> TractResult<TreeEnsemble> {
             leaves,
         },
         max_used_features,
-        n_targets,
+        n_outputs,
         aggregate_fn,
     )
+}
+
+#[derive(Debug, Clone, Copy)]
+enum PostTransform {
+    Softmax,
+    Logistic,
+}
+
+#[derive(Debug, Clone)]
+struct TreeEnsembleClassifier2 {
+    ensemble: TreeEnsemble,
+    class_labels: Vec<i64>,
+    base_values: Option<Vec<f32>>,
+    post_transform: Option<PostTransform>,
+    /// The leaves score only the first of two classes: the scores are that
+    /// one column, completed to two (`1 - s`, `s`).
+    binary: bool,
+}
+
+fn tree_classifier(
+    _ctx: &ParsingContext,
+    node: &NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let Some(class_labels) = node.get_attr_opt_vec::<i64>("classlabels_int64s")? else {
+        bail!(
+            "TreeEnsembleClassifier with string class labels: trademl tensors carry numbers; \
+             train with integer labels"
+        );
+    };
+    let ensemble = parse_ensemble(node, "class", class_labels.len())?;
+    let base_values = node.get_attr_opt_vec::<f32>("base_values")?;
+    if let Some(b) = &base_values {
+        node.expect_attr(
+            "base_values",
+            b.len() == class_labels.len(),
+            "one value per class",
+        )?;
+    }
+    let post_transform = match node
+        .get_attr_opt::<&str>("post_transform")?
+        .unwrap_or("NONE")
+    {
+        "NONE" => None,
+        "SOFTMAX" => Some(PostTransform::Softmax),
+        "LOGISTIC" => Some(PostTransform::Logistic),
+        other => bail!("TreeEnsembleClassifier with post_transform {other} is not supported"),
+    };
+    let class_ids = node.get_attr_slice::<i64>("class_ids")?;
+    let binary = class_labels.len() == 2 && class_ids.iter().all(|&c| c == 0);
+    Ok((
+        expand(TreeEnsembleClassifier2 {
+            ensemble,
+            class_labels,
+            base_values,
+            post_transform,
+            binary,
+        }),
+        vec![],
+    ))
+}
+
+impl Expansion for TreeEnsembleClassifier2 {
+    fn name(&self) -> StaticName {
+        "TreeEnsembleClassifier".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        check_input_arity(inputs, 1)?;
+        check_output_arity(outputs, 2)?;
+        s.equals(&outputs[0].datum_type, DatumType::I64)?;
+        s.equals(&outputs[1].datum_type, DatumType::F32)?;
+        s.equals(&outputs[0].rank, 1)?;
+        s.equals(&outputs[1].rank, 2)?;
+        s.equals(&outputs[0].shape[0], &inputs[0].shape[0])?;
+        s.equals(&outputs[1].shape[0], &inputs[0].shape[0])?;
+        s.equals(&outputs[1].shape[1], self.class_labels.len().to_dim())?;
+        Ok(())
+    }
+
+    fn wire(
+        &self,
+        prefix: &str,
+        model: &mut TypedModel,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        use tract_core::ops::array::{Slice, TypedConcat};
+        use tract_core::ops::nn::{Reduce, Reducer};
+        let mut scores = model.wire_node(
+            format!("{prefix}.trees"),
+            TreeEnsembleClassifier {
+                ensemble: self.ensemble.clone(),
+            },
+            inputs,
+        )?;
+        if let Some(base) = &self.base_values {
+            let base = tensor1(base).broadcast_into_rank(2)?.into_arc_tensor();
+            let base = model.add_const(format!("{prefix}.base"), base)?;
+            scores = model.wire_node(
+                format!("{prefix}.base_values"),
+                tract_core::ops::math::add(),
+                &[scores[0], base],
+            )?;
+        }
+        match self.post_transform {
+            None => (),
+            Some(PostTransform::Softmax) => {
+                scores = tract_hir::ops::nn::LayerSoftmax::new(1, false).wire(
+                    &format!("{prefix}.softmax"),
+                    model,
+                    &scores,
+                )?;
+            }
+            Some(PostTransform::Logistic) => {
+                scores = model.wire_node(
+                    format!("{prefix}.logistic"),
+                    tract_core::ops::nn::sigmoid(),
+                    &scores,
+                )?;
+            }
+        }
+        if self.binary {
+            let first = model.wire_node(
+                format!("{prefix}.binary_slice"),
+                Slice::new(1, 0, 1),
+                &scores,
+            )?;
+            let one = model.add_const(format!("{prefix}.one"), rctensor2(&[[1f32]]))?;
+            let complement = model.wire_node(
+                format!("{prefix}.binary_complement"),
+                tract_core::ops::math::sub(),
+                &[one, first[0]],
+            )?;
+            scores = model.wire_node(
+                format!("{prefix}.binary_scores"),
+                TypedConcat::new(1),
+                &[complement[0], first[0]],
+            )?;
+        }
+        // The labels from the scores as returned, completed or not.
+        let winners = model.wire_node(
+            format!("{prefix}.argmax"),
+            Reduce::new(tvec!(1), Reducer::ArgMax(false)),
+            &scores,
+        )?;
+        let winners = model.wire_node(
+            format!("{prefix}.rm_axis"),
+            tract_core::ops::change_axes::AxisOp::Rm(1),
+            &winners,
+        )?;
+        let winners = model.wire_node(
+            format!("{prefix}.to_i32"),
+            tract_core::ops::cast::cast(i32::datum_type()),
+            &winners,
+        )?;
+        let labels = model.wire_node(
+            format!("{prefix}.labels"),
+            tract_onnx_opl::ml::DirectLookup::new(rctensor1(&self.class_labels), rctensor0(0i64))?,
+            &winners,
+        )?[0];
+        Ok(tvec!(labels, scores[0]))
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        Ok(2)
+    }
 }
