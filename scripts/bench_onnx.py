@@ -29,7 +29,6 @@ MODELS = [
     "sklearn-scaler-logistic",
     "sklearn-linear",
     "sklearn-random-forest",
-    "sklearn-gradient-boosting",
     "sklearn-random-forest-regressor",
     "sklearn-kmeans",
     "sklearn-mlp-classifier",
