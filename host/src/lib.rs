@@ -21,8 +21,12 @@
 //!   `AI_PROVIDER`) and the TOML file.
 //! - [`client`]: the CLI's client of a running server.
 //! - [`bench`]: load, instantiation and latency figures, printed.
+//! - [`pack`]: a component or an ONNX graph and its manifest made into one
+//!   checked file; [`onnx`]: the ONNX runner it specialises.
+//! - [`author`]: `trademl new` and `trademl build` for model authors.
 #![deny(missing_docs)]
 
+pub mod author;
 pub mod bench;
 #[allow(missing_docs)]
 pub mod bindings;
@@ -30,6 +34,8 @@ pub mod cache;
 pub mod client;
 pub mod config;
 pub mod model;
+pub mod onnx;
+pub mod pack;
 pub mod repository;
 pub mod routing;
 pub mod sandbox;

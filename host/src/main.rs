@@ -4,16 +4,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use trademl::client::Client;
 use trademl::config::{Overrides, ProcessEnv, ServeConfig};
-use trademl::model::LoadedVersion;
 use trademl::repository::Repository;
-use trademl::sandbox::{Sandbox, SandboxConfig};
-use trademl_sdk::manifest::{self, Manifest};
+use trademl::sandbox::Sandbox;
+use trademl_sdk::manifest;
 use trademl_sdk::signing;
 
 const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -63,17 +61,14 @@ enum Command {
         name: String,
     },
     /// Embed a manifest into a component, after checking in the sandbox that
-    /// the component's metadata matches it and its examples reproduce.
-    Pack {
-        /// The component (.wasm) built for wasm32-wasip2.
-        component: PathBuf,
-        /// The manifest (JSON).
-        #[arg(long)]
-        manifest: PathBuf,
-        /// Where to write the packed component.
-        #[arg(long)]
-        out: PathBuf,
-    },
+    /// the component's metadata matches it and its examples reproduce; or,
+    /// with --onnx, make an ONNX file into such a component.
+    Pack(PackArgs),
+    /// Start a new model crate: a Rust guest against trademl-sdk, with a test
+    /// that runs the model natively.
+    New(trademl::author::NewArgs),
+    /// Build a model crate into a packed component, ready to sign.
+    Build(trademl::author::BuildArgs),
     /// Sign a packed component with a secret key (adds a signature).
     Sign {
         /// The packed component.
@@ -163,6 +158,48 @@ enum Command {
     /// Evaluate a first-party model on held-out data and write its report.
     #[command(subcommand)]
     Eval(EvalCommand),
+}
+
+#[derive(clap::Args)]
+struct PackArgs {
+    /// The component (.wasm) built for wasm32-wasip2.
+    #[arg(required_unless_present = "onnx", conflicts_with = "onnx")]
+    component: Option<PathBuf>,
+    /// The manifest (JSON).
+    #[arg(long, required_unless_present = "onnx", conflicts_with = "onnx")]
+    manifest: Option<PathBuf>,
+    /// An ONNX file to run with tract in the sandbox; its inputs and outputs
+    /// are read from the graph.
+    #[arg(long, requires_all = ["name", "version", "description"])]
+    onnx: Option<PathBuf>,
+    /// The model's name (with --onnx).
+    #[arg(long)]
+    name: Option<String>,
+    /// The model's version, x.y.z (with --onnx).
+    #[arg(long)]
+    version: Option<String>,
+    /// What the model predicts, from what (with --onnx).
+    #[arg(long)]
+    description: Option<String>,
+    /// Example inputs and the outputs they must give, JSON (with --onnx).
+    #[arg(long, requires = "onnx")]
+    examples: Option<PathBuf>,
+    /// Relative tolerance of the examples (with --onnx).
+    #[arg(long, default_value_t = trademl::pack::DEFAULT_ONNX_TOLERANCE)]
+    tolerance: f64,
+    /// Memory cap of one instance in MiB (with --onnx).
+    #[arg(long, default_value_t = trademl::pack::DEFAULT_ONNX_MEMORY_MIB)]
+    memory_limit_mib: u32,
+    /// Another build of the ONNX runner component (with --onnx).
+    #[arg(long, requires = "onnx")]
+    runner: Option<PathBuf>,
+    /// Where to write the packed component.
+    #[arg(long)]
+    out: PathBuf,
+    /// A compiled-component cache to use, e.g. the server's
+    /// (<models>/.cache), so that its first load of this file does not compile.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
 }
 
 // Parsed once per process: the size of a variant does not matter.
@@ -259,11 +296,9 @@ fn run(command: Command) -> Result<()> {
             );
             Ok(())
         }
-        Command::Pack {
-            component,
-            manifest,
-            out,
-        } => pack(&component, &manifest, &out),
+        Command::Pack(args) => pack(args),
+        Command::New(args) => trademl::author::new(&args),
+        Command::Build(args) => trademl::author::build(&args).map(|_| ()),
         Command::Sign { file, key, out } => {
             let bytes = read(&file)?;
             let key = signing::read_secret_key(&key)?;
@@ -433,30 +468,27 @@ async fn shutdown_signal() {
     }
 }
 
-fn pack(component: &Path, manifest_path: &Path, out: &Path) -> Result<()> {
-    let bytes = read(component)?;
-    let manifest_json = read(manifest_path)?;
-    let manifest = Manifest::from_json(&manifest_json)
-        .with_context(|| format!("reading the manifest {}", manifest_path.display()))?;
-    let packed = manifest::embed_manifest(&bytes, &manifest)
-        .with_context(|| format!("packing {}", component.display()))?;
-    let sandbox = Sandbox::new(SandboxConfig {
-        max_instances: 4,
-        pooling: false,
-        ..SandboxConfig::default()
-    })?;
-    let loaded = LoadedVersion::load_unverified(&sandbox, &packed, Duration::from_secs(10))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", component.display()))?;
-    trademl::routing::write_atomically(out, &packed)?;
-    println!(
-        "packed {} {} into {} ({} bytes; {} example(s) reproduced; compiled in {:.0} ms)",
-        loaded.name(),
-        loaded.version(),
-        out.display(),
-        packed.len(),
-        loaded.manifest.examples.len(),
-        loaded.timings.compile.as_secs_f64() * 1e3
-    );
+fn pack(args: PackArgs) -> Result<()> {
+    let packed = match (args.onnx, args.component, args.manifest) {
+        (Some(onnx), _, _) => trademl::pack::pack_onnx(&trademl::pack::OnnxPack {
+            onnx,
+            // clap requires these three with --onnx.
+            name: args.name.unwrap_or_default(),
+            version: args.version.unwrap_or_default(),
+            description: args.description.unwrap_or_default(),
+            examples: args.examples,
+            tolerance: args.tolerance,
+            memory_limit_mib: args.memory_limit_mib,
+            runner: args.runner,
+            out: args.out.clone(),
+            cache_dir: args.cache_dir,
+        })?,
+        (None, Some(component), Some(manifest)) => {
+            trademl::pack::pack_files(&component, &manifest, &args.out, args.cache_dir)?
+        }
+        _ => bail!("give a component and --manifest, or --onnx"),
+    };
+    println!("packed {} into {}", packed, args.out.display());
     Ok(())
 }
 

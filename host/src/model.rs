@@ -376,19 +376,23 @@ impl LoadedVersion {
 
 /// Refuse, with a message naming both versions, a component that does not
 /// export the interface version this host speaks.
-fn check_exports(
+pub(crate) fn check_exports(
     sandbox: &Sandbox,
     component: &wasmtime::component::Component,
 ) -> Result<(), LoadError> {
     let ty = component.component_type();
-    let exports: Vec<String> = ty
+    let instances: Vec<String> = ty
         .exports(sandbox.engine())
         .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
         .map(|(name, _)| name.to_string())
         .collect();
-    if exports.iter().any(|e| e == PREDICT_EXPORT) {
+    if instances.iter().any(|e| e == PREDICT_EXPORT) {
         return Ok(());
     }
+    let exports: Vec<String> = ty
+        .exports(sandbox.engine())
+        .map(|(name, _)| name.to_string())
+        .collect();
     let other = exports
         .iter()
         .find(|e| e.starts_with("trademl:model/predict"));

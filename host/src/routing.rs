@@ -126,6 +126,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .with_context(|| format!("{} has no parent directory", path.display()))?;
+    // A bare file name ("model.wasm") lies in the current directory.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let file_name = path
         .file_name()
         .with_context(|| format!("{} has no file name", path.display()))?;

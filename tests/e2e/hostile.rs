@@ -164,6 +164,7 @@ fn a_component_cannot_reach_files_environment_or_network() {
             deadline_ms: Some(2000),
             cwd: Some(cwd.path().to_path_buf()),
             env: vec![("TRADEML_E2E_SECRET".into(), secret.clone())],
+            ..ServeOptions::default()
         },
     );
     let paths = [

@@ -8,11 +8,14 @@
 
 mod support;
 
+mod authoring;
 mod cache;
 mod cli;
 mod hostile;
 mod hot_swap;
 mod http;
+mod interface;
+mod onnx;
 mod segmentation;
 mod shipped;
 mod signatures;

@@ -158,11 +158,21 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
+    trademl_within(args, CLI_TIMEOUT)
+}
+
+/// Runs `trademl ARGS...`, waiting at most `timeout` (for commands that
+/// compile large components, such as `pack --onnx`).
+pub fn trademl_within<I, S>(args: I, timeout: Duration) -> CliRun
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let mut cmd = Command::new(TRADEML);
     cmd.args(args).env("NO_COLOR", "1");
     clean_env(&mut cmd);
     let command = format!("{cmd:?}");
-    let out = run_bounded(&mut cmd, CLI_TIMEOUT);
+    let out = run_bounded(&mut cmd, timeout);
     CliRun {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -198,6 +208,10 @@ pub struct Guests {
     pub memory_bomb: PathBuf,
     pub trap: PathBuf,
     pub escape: PathBuf,
+    /// Built against `trademl:model@0.2.0`, a version the host does not speak.
+    pub other_version: PathBuf,
+    /// Exports no `trademl:model/predict` at all.
+    pub no_predict: PathBuf,
 }
 
 /// Builds the test guests (once per process) and returns their components.
@@ -255,6 +269,8 @@ fn build_guests() -> Guests {
             "trademl-test-guest-memory-bomb",
             "trademl-test-guest-trap",
             "trademl-test-guest-escape",
+            "trademl-test-guest-other-version",
+            "trademl-test-guest-no-predict",
         ],
         SCALE_V1.0,
         SCALE_V1.1,
@@ -264,6 +280,8 @@ fn build_guests() -> Guests {
     let memory_bomb = copy("trademl-test-guest-memory-bomb", "memory-bomb.wasm");
     let trap = copy("trademl-test-guest-trap", "trap.wasm");
     let escape = copy("trademl-test-guest-escape", "escape.wasm");
+    let other_version = copy("trademl-test-guest-other-version", "other-version.wasm");
+    let no_predict = copy("trademl-test-guest-no-predict", "no-predict.wasm");
     cargo_build(&["trademl-test-guest-scale"], SCALE_V2.0, SCALE_V2.1);
     let scale_v2 = copy("trademl-test-guest-scale", "scale-2.0.0.wasm");
     assert_ne!(
@@ -278,6 +296,8 @@ fn build_guests() -> Guests {
         memory_bomb,
         trap,
         escape,
+        other_version,
+        no_predict,
     }
 }
 
@@ -637,6 +657,8 @@ pub struct ServeOptions {
     pub deadline_ms: Option<u64>,
     pub cwd: Option<PathBuf>,
     pub env: Vec<(String, String)>,
+    /// How long the server may take to listen [default: START_TIMEOUT].
+    pub start_timeout: Option<Duration>,
 }
 
 /// A running `trademl serve`, killed when dropped.
@@ -759,7 +781,7 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + options.start_timeout.unwrap_or(START_TIMEOUT);
         let mut seen = Vec::new();
         let url = loop {
             let left = deadline.saturating_duration_since(Instant::now());
