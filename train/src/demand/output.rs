@@ -107,9 +107,9 @@ pub fn write_weights(args: &TrainArgs, panel: &Panel, grid: &Grid, t: &Trained) 
          /// Level correction added to the log forecast per horizon, chosen on the validation weeks \
          after the inner origins {:?}.\n\
          pub const LOG_SHIFT: [f64; {HORIZON}] = {:?};\n\
-         /// 10% quantile of log(actual / forecast) per horizon, on the same validation weeks.\n\
+         /// Lower quantile of log(actual / forecast) per horizon (the 80% interval), on the same validation weeks.\n\
          pub const LOWER_LOG: [f64; {HORIZON}] = {:?};\n\
-         /// 90% quantile of log(actual / forecast) per horizon.\n\
+         /// Upper quantile of log(actual / forecast) per horizon.\n\
          pub const UPPER_LOG: [f64; {HORIZON}] = {:?};\n\
          // LEAF is used by the tables below when a tree is a single leaf.\n\
          #[allow(unused_imports)]\nuse LEAF as _;\n",
@@ -231,7 +231,7 @@ pub fn write_manifest(args: &TrainArgs, panel: &Panel, grid: &Grid, t: &Trained)
                           "learning_rate": args.data.learning_rate, "training_rows": t.rows,
                           "library": "forust-ml 0.8 (squared loss, subsample 0.8, colsample 0.8, L2 1, min leaf weight 20)"},
                 "tuning": t.tuned,
-                "tuning_protocol": "inner origins 4, 8 and 12 weeks before the data's end, each fitted on targets up to it and validated on the 4 weeks after it: depth chosen on the latest, the number of trees by store accuracy averaged over all, the per-horizon level correction by the sum of store and chain accuracy over all validation weeks pooled, the interval's quantiles from those pooled corrected residuals per horizon; then refitted on every week",
+                "tuning_protocol": "inner origins 4, 8 and 12 weeks before the data's end, each fitted on targets up to it and validated on the 4 weeks after it: depth chosen on the latest, the number of trees by store accuracy averaged over all, the per-horizon level correction by the sum of store and chain accuracy over all validation weeks pooled, the interval's quantiles from those pooled corrected residuals per horizon at the tail probability whose quantiles from two inner origins cover closest to 80% on the third; then refitted on every week",
             },
             "metrics": {"evaluation": evaluation, "report": args.report_dir.join("demand-forecast.md")},
         },
@@ -251,8 +251,9 @@ fn tuned_text(t: &Tuned) -> String {
         "depth {}, row-weight power {} and {} trees (validation store accuracy of each depth and \
          power at its best number of trees on the latest inner origin: {}; store accuracy of the \
          chosen depth averaged over the inner origins per number of trees: {}); level correction \
-         per horizon {} (inner validation store / chain accuracy: {}); 80% interval log-residual \
-         quantiles per horizon {}; smoothing constant of the baseline {}",
+         per horizon {} (inner validation store / chain accuracy: {}); 80% interval tail \
+         probabilities per horizon {:?} (left-one-inner-origin-out coverage closest to 80%) and \
+         log-residual quantiles {}; smoothing constant of the baseline {}",
         t.depth,
         t.weight_power,
         t.trees,
@@ -276,6 +277,7 @@ fn tuned_text(t: &Tuned) -> String {
             .map(|(a, b)| format!("{a:.4} / {b:.4}"))
             .collect::<Vec<_>>()
             .join(", "),
+        t.interval_tail,
         t.lower_log
             .iter()
             .zip(&t.upper_log)
@@ -421,8 +423,9 @@ fn markdown(args: &EvalArgs, panel: &Panel, grid: &Grid, e: &Evaluation) -> Stri
          week): the depth and the baseline's smoothing constant on the latest inner origin (week \
          {inner}); the number of trees by store accuracy averaged over the inner origins; per \
          horizon, the level correction (a constant added to the log forecast) by the sum of store \
-         and chain accuracy on all inner validation weeks pooled, and the 80% interval's 10% and 90% \
-         quantiles of those weeks' corrected log residuals. The chosen settings are then used at \
+         and chain accuracy on all inner validation weeks pooled, and the 80% interval's quantiles of \
+         those weeks' corrected log residuals, at the tail probability whose quantiles from all \
+         but one inner origin cover closest to 80% on the one left out. The chosen settings are then used at \
          every test origin. Nothing in the test weeks is fitted on or tuned on before it is \
          forecast.\n\
          4. Accuracy = 1 − WAPE = 1 − Σ|actual − forecast| / Σ actual of units, over every scored \

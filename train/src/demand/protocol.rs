@@ -60,9 +60,13 @@ pub struct Tuned {
     /// Store and chain accuracy on the inner origins' validation weeks at the chosen correction,
     /// per horizon.
     pub shift_accuracy: [(f64, f64); HORIZON],
-    /// 10% quantile of the corrected log residual per horizon on the inner validation weeks.
+    /// Tail probability of the interval per horizon (0.1 = the 10% and 90% quantiles): the one
+    /// whose quantiles from all but one inner origin cover closest to 80% on the one left out.
+    pub interval_tail: [f64; HORIZON],
+    /// Lower quantile (`interval_tail`) of the corrected log residual per horizon on the inner
+    /// validation weeks.
     pub lower_log: [f64; HORIZON],
-    /// 90% quantile.
+    /// Upper quantile (1 − `interval_tail`).
     pub upper_log: [f64; HORIZON],
     /// Smoothing constant chosen for the exponential-smoothing baseline.
     pub smoothing_alpha: f64,
@@ -303,6 +307,9 @@ fn accuracy_by_trees(grid: &Grid, origin: usize, full: &Forest, step: usize) -> 
     out
 }
 
+/// The candidate tail probabilities of the 80% interval.
+const TAILS: [f64; 8] = [0.1, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03];
+
 /// The candidate level corrections (log scale) of a horizon.
 fn shift_candidates() -> impl Iterator<Item = f64> {
     (-20..=60).map(|i| i as f64 * 0.01)
@@ -316,7 +323,9 @@ fn shift_candidates() -> impl Iterator<Item = f64> {
 /// - the number of trees of that depth by the store accuracy averaged over every inner origin;
 /// - per horizon, the level correction maximising the mean of store and chain accuracy over the
 ///   inner origins' validation weeks pooled;
-/// - per horizon, the interval's 10% and 90% quantiles of the corrected log residuals, pooled;
+/// - per horizon, the interval's quantiles of the corrected log residuals, pooled, at the tail
+///   probability whose quantiles from all but one inner origin cover closest to 80% on the one
+///   left out;
 /// - the smoothing constant of the baseline on the latest inner origin.
 ///
 /// Nothing after `last` is read.
@@ -409,6 +418,7 @@ pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str))
     }
     let mut log_shift = [0.0; HORIZON];
     let mut shift_accuracy = [(0.0, 0.0); HORIZON];
+    let mut interval_tail = [0.1; HORIZON];
     let mut lower_log = [0.0; HORIZON];
     let mut upper_log = [0.0; HORIZON];
     for h in 1..=HORIZON {
@@ -430,9 +440,47 @@ pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str))
         let (_, c, accs) = best.expect("candidates");
         log_shift[h - 1] = c;
         shift_accuracy[h - 1] = accs;
-        let resid: Vec<f64> = at_h.iter().map(|(s, z)| s.actual.ln() - z - c).collect();
-        lower_log[h - 1] = quantile(resid.clone(), 0.1);
-        upper_log[h - 1] = quantile(resid, 0.9);
+        // Residuals by inner origin; the tail probability is the one whose quantiles, taken from
+        // the other inner origins, cover closest to 80% on each left-out inner origin.
+        let by_origin: Vec<Vec<f64>> = inners
+            .iter()
+            .map(|&o| {
+                at_h.iter()
+                    .filter(|(s, _)| s.week - h == o)
+                    .map(|(s, z)| s.actual.ln() - z - c)
+                    .collect()
+            })
+            .collect();
+        let tail = if inners.len() < 2 {
+            0.1
+        } else {
+            TAILS
+                .iter()
+                .copied()
+                .map(|q| {
+                    let cover: f64 = (0..inners.len())
+                        .map(|out| {
+                            let rest: Vec<f64> = (0..inners.len())
+                                .filter(|&k| k != out)
+                                .flat_map(|k| by_origin[k].iter().copied())
+                                .collect();
+                            let (lo, hi) = (quantile(rest.clone(), q), quantile(rest, 1.0 - q));
+                            let held = &by_origin[out];
+                            held.iter().filter(|r| lo <= **r && **r <= hi).count() as f64
+                                / held.len() as f64
+                        })
+                        .sum::<f64>()
+                        / inners.len() as f64;
+                    (q, (cover - 0.8).abs())
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("tails")
+                .0
+        };
+        interval_tail[h - 1] = tail;
+        let resid: Vec<f64> = by_origin.concat();
+        lower_log[h - 1] = quantile(resid.clone(), tail);
+        upper_log[h - 1] = quantile(resid, 1.0 - tail);
     }
     let valid_rows = origin_rows(grid, inner);
     let alpha = ALPHAS
@@ -457,6 +505,7 @@ pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str))
         tree_accuracy,
         log_shift,
         shift_accuracy,
+        interval_tail,
         lower_log,
         upper_log,
         smoothing_alpha: alpha,
