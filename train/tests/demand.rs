@@ -119,6 +119,7 @@ fn the_trees_use_the_planned_deals_and_beat_the_baselines() {
         seed: args.seed,
         weight_powers: args.weight_powers.clone(),
         tree_step: args.tree_step,
+        inner_origins: args.inner_origins,
     };
     let e = run_evaluation(&grid, &g, 8).unwrap();
     assert_eq!(e.origins.len(), 2);
@@ -152,6 +153,16 @@ fn the_trees_use_the_planned_deals_and_beat_the_baselines() {
     }
     let rows2 = trademl_train::demand::protocol::training_rows(&moved, grid.weeks - 9, &g);
     assert_eq!(rows.y, rows2.y);
+    // Tuning for the first test origin (its inner origins, level correction and interval) reads
+    // no test week either.
+    let tune = |grid: &Grid| {
+        let t = trademl_train::demand::protocol::tune(grid, grid.weeks - 9, &g, |_| {}).unwrap();
+        serde_json::to_string(&t).unwrap()
+    };
+    let (tuned, tuned_moved) = (tune(&grid), tune(&moved));
+    assert_eq!(tuned, tuned_moved);
+    assert_eq!(e.tuned.inner_origin_weeks.len(), args.inner_origins);
+    assert_eq!(e.tuned.inner_origin_weeks[0], WEEKS - 8 - 4);
 }
 
 #[test]

@@ -10,8 +10,10 @@
 //! [`HORIZON`] weeks. The forecast of week `origin + h` is direct (no forecast is fed back): a
 //! gradient-boosted tree ensemble predicts the log of units relative to the row's history level
 //! (the mean log units of its observed history weeks) from [`feature_names`]; the forecast is
-//! `exp(level + trees)`, the 80% interval adds the 10% and 90% quantiles of log residuals measured
-//! per horizon on validation weeks the trees were not fitted on.
+//! `exp(level + trees + shift)`, where the per-horizon level correction `shift` and the 80%
+//! interval's 10% and 90% quantiles of log residuals are measured on validation weeks the trees
+//! were not fitted on (the correction lifts the median-like exp of a log forecast towards the
+//! sums that weekly and chain totals need).
 
 use core::fmt;
 
@@ -442,6 +444,8 @@ pub struct Forecaster<'a> {
     pub products: usize,
     /// The trees.
     pub trees: Ensemble<'a>,
+    /// The level correction added to the log forecast at each horizon.
+    pub log_shift: [f64; HORIZON],
     /// The 10% quantile of log(actual / forecast) at each horizon.
     pub lower_log: [f64; HORIZON],
     /// The 90% quantile of log(actual / forecast) at each horizon.
@@ -454,6 +458,7 @@ impl Forecaster<'static> {
         Forecaster {
             products: weights::PRODUCTS,
             trees: weights::TREES,
+            log_shift: weights::LOG_SHIFT,
             lower_log: weights::LOWER_LOG,
             upper_log: weights::UPPER_LOG,
         }
@@ -461,9 +466,10 @@ impl Forecaster<'static> {
 }
 
 impl Forecaster<'_> {
-    /// The log forecast of week origin + h (h in 1..=HORIZON) of a valid row.
+    /// The log forecast of week origin + h (h in 1..=HORIZON) of a valid row, level correction
+    /// included.
     pub fn log_forecast(&self, s: &Series, h: usize) -> f64 {
-        s.level() + self.trees.predict(&features(s, h))
+        s.level() + self.trees.predict(&features(s, h)) + self.log_shift[h - 1]
     }
 
     /// The forecast of a valid row.

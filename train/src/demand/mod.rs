@@ -54,6 +54,10 @@ pub struct DataArgs {
     /// Observed weeks (of the 26-week history) an origin needs to give a training row.
     #[arg(long, default_value_t = 8)]
     pub min_history: usize,
+    /// Inner origins, 4 weeks apart before the test (or, in training, the data's end), that the
+    /// number of trees, the level correction and the 80% interval are tuned on.
+    #[arg(long, default_value_t = 3)]
+    pub inner_origins: usize,
     /// Seed of the trees' row and column sampling.
     #[arg(long, default_value_t = 20250101)]
     pub seed: u64,
@@ -94,6 +98,7 @@ impl DataArgs {
             seed: self.seed,
             weight_powers: self.weight_powers.clone(),
             tree_step: self.tree_step,
+            inner_origins: self.inner_origins,
         })
     }
 
@@ -245,7 +250,7 @@ pub fn run_evaluation(grid: &Grid, g: &Grid2, test_weeks: usize) -> Result<Evalu
         .map(|k| first_origin + k * HORIZON)
         .collect();
     let bar = indicatif::ProgressBar::new(
-        (g.depths.len() * g.weight_powers.len() + origins.len()) as u64,
+        (g.depths.len() * g.weight_powers.len() + g.inner_origins - 1 + origins.len()) as u64,
     )
     .with_style(
         indicatif::ProgressStyle::with_template("{msg:30} {bar:30} {pos}/{len} {elapsed}")
@@ -257,13 +262,14 @@ pub fn run_evaluation(grid: &Grid, g: &Grid2, test_weeks: usize) -> Result<Evalu
         bar.inc(1);
     })?;
     eprintln!(
-        "tuned on inner origin week {}: depth {}, weight power {}, {} trees (tried {:?}); \
-         smoothing alpha {}",
-        tuned.inner_origin_week,
+        "tuned on inner origin weeks {:?}: depth {}, weight power {}, {} trees (tried {:?}); \
+         level correction {:?}; smoothing alpha {}",
+        tuned.inner_origin_weeks,
         tuned.depth,
         tuned.weight_power,
         tuned.trees,
         tuned.validation_accuracy,
+        tuned.log_shift,
         tuned.smoothing_alpha
     );
     let mut infos = Vec::new();
@@ -357,11 +363,13 @@ pub struct Trained {
 /// Tunes on the last four weeks as an inner origin, then refits on every week.
 pub fn fit_all(grid: &Grid, g: &Grid2) -> Result<Trained> {
     let last = grid.weeks - 1;
-    let bar = indicatif::ProgressBar::new((g.depths.len() * g.weight_powers.len()) as u64 + 1)
-        .with_style(
-            indicatif::ProgressStyle::with_template("{msg:30} {bar:30} {pos}/{len} {elapsed}")
-                .expect("template"),
-        );
+    let bar = indicatif::ProgressBar::new(
+        (g.depths.len() * g.weight_powers.len() + g.inner_origins) as u64,
+    )
+    .with_style(
+        indicatif::ProgressStyle::with_template("{msg:30} {bar:30} {pos}/{len} {elapsed}")
+            .expect("template"),
+    );
     bar.set_message("tuning on the last 4 weeks");
     let tuned = protocol::tune(grid, last, g, |m| {
         bar.set_message(format!("tuning: {m}"));

@@ -104,17 +104,20 @@ pub fn write_weights(args: &TrainArgs, panel: &Panel, grid: &Grid, t: &Trained) 
          pub const FIGURES: &str = {:?};\n\
          /// The number of brands (price columns) of the panel.\n\
          pub const PRODUCTS: usize = {};\n\
-         /// 10% quantile of log(actual / forecast) per horizon, on the validation weeks {}–{}.\n\
+         /// Level correction added to the log forecast per horizon, chosen on the validation weeks \
+         after the inner origins {:?}.\n\
+         pub const LOG_SHIFT: [f64; {HORIZON}] = {:?};\n\
+         /// Lower quantile of log(actual / forecast) per horizon (the 80% interval), on the same validation weeks.\n\
          pub const LOWER_LOG: [f64; {HORIZON}] = {:?};\n\
-         /// 90% quantile of log(actual / forecast) per horizon.\n\
+         /// Upper quantile of log(actual / forecast) per horizon.\n\
          pub const UPPER_LOG: [f64; {HORIZON}] = {:?};\n\
          // LEAF is used by the tables below when a tree is a single leaf.\n\
          #[allow(unused_imports)]\nuse LEAF as _;\n",
         trained_on(panel, grid),
         figures,
         grid.products,
-        t.tuned.inner_origin_week + 1,
-        t.tuned.inner_origin_week + HORIZON as u32,
+        t.tuned.inner_origin_weeks,
+        t.tuned.log_shift,
         t.tuned.lower_log,
         t.tuned.upper_log,
     ));
@@ -222,13 +225,13 @@ pub fn write_manifest(args: &TrainArgs, panel: &Panel, grid: &Grid, t: &Trained)
                             "deal": c.deal, "feature": c.feature},
                 "history_weeks": HISTORY,
                 "horizon_weeks": HORIZON,
-                "target": "log units of the target week minus the history level (mean log units of the observed history weeks); forecast = exp(level + trees)",
+                "target": "log units of the target week minus the history level (mean log units of the observed history weeks); forecast = exp(level + trees + log_shift[horizon])",
                 "features": feature_names(grid.products),
                 "trees": {"depth": t.tuned.depth, "trees": t.tuned.trees, "nodes": t.forest.n_nodes(),
                           "learning_rate": args.data.learning_rate, "training_rows": t.rows,
                           "library": "forust-ml 0.8 (squared loss, subsample 0.8, colsample 0.8, L2 1, min leaf weight 20)"},
                 "tuning": t.tuned,
-                "tuning_protocol": "depth and number of trees (early stopping on RMSE of log units) chosen on the inner origin 4 weeks before the data's end (fitted on targets up to it, validated on the 4 weeks after it), then refitted on every week; the interval's quantiles are those validation residuals' per horizon",
+                "tuning_protocol": "inner origins 4, 8 and 12 weeks before the data's end, each fitted on targets up to it and validated on the 4 weeks after it: depth chosen on the latest, the number of trees by store accuracy averaged over all, the per-horizon level correction by the sum of store and chain accuracy over all validation weeks pooled, the interval's quantiles from those pooled corrected residuals per horizon at the tail probability whose quantiles from two inner origins cover closest to 80% on the third; then refitted on every week",
             },
             "metrics": {"evaluation": evaluation, "report": args.report_dir.join("demand-forecast.md")},
         },
@@ -246,8 +249,11 @@ pub fn write_manifest(args: &TrainArgs, panel: &Panel, grid: &Grid, t: &Trained)
 fn tuned_text(t: &Tuned) -> String {
     format!(
         "depth {}, row-weight power {} and {} trees (validation store accuracy of each depth and \
-         power at its best number of trees: {}); 80% interval log-residual quantiles per horizon \
-         {}; smoothing constant of the baseline {}",
+         power at its best number of trees on the latest inner origin: {}; store accuracy of the \
+         chosen depth averaged over the inner origins per number of trees: {}); level correction \
+         per horizon {} (inner validation store / chain accuracy: {}); 80% interval tail \
+         probabilities per horizon {:?} (left-one-inner-origin-out coverage closest to 80%) and \
+         log-residual quantiles {}; smoothing constant of the baseline {}",
         t.depth,
         t.weight_power,
         t.trees,
@@ -256,6 +262,22 @@ fn tuned_text(t: &Tuned) -> String {
             .map(|(d, p, n, a)| format!("depth {d}, power {p}: {n} trees, {a:.4}"))
             .collect::<Vec<_>>()
             .join("; "),
+        t.tree_accuracy
+            .iter()
+            .map(|(n, a)| format!("{n}: {a:.4}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        t.log_shift
+            .iter()
+            .map(|c| format!("{c:+.2}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        t.shift_accuracy
+            .iter()
+            .map(|(a, b)| format!("{a:.4} / {b:.4}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        t.interval_tail,
         t.lower_log
             .iter()
             .zip(&t.upper_log)
@@ -396,9 +418,14 @@ fn markdown(args: &EvalArgs, panel: &Panel, grid: &Grid, e: &Evaluation) -> Stri
          feature of those weeks given as the plan.\n\
          2. Each origin's model is refitted on the weeks up to the origin only: training rows are \
          every earlier origin's forecasts whose target week is at or before the origin.\n\
-         3. Tuning (depth, number of trees, interval quantiles, the smoothing constant of the \
-         baseline) uses only the inner origin week {inner}: fitted on targets up to it, validated on \
-         weeks {v0}–{v1}, all before the first test week. The chosen settings are then used at \
+         3. Tuning uses only the inner origins weeks {inners} (each fitted on targets up to it and \
+         validated on the {HORIZON} weeks after it, weeks {v0}–{v1}, all before the first test \
+         week): the depth and the baseline's smoothing constant on the latest inner origin (week \
+         {inner}); the number of trees by store accuracy averaged over the inner origins; per \
+         horizon, the level correction (a constant added to the log forecast) by the sum of store \
+         and chain accuracy on all inner validation weeks pooled, and the 80% interval's quantiles of \
+         those weeks' corrected log residuals, at the tail probability whose quantiles from all \
+         but one inner origin cover closest to 80% on the one left out. The chosen settings are then used at \
          every test origin. Nothing in the test weeks is fitted on or tuned on before it is \
          forecast.\n\
          4. Accuracy = 1 − WAPE = 1 − Σ|actual − forecast| / Σ actual of units, over every scored \
@@ -410,7 +437,15 @@ fn markdown(args: &EvalArgs, panel: &Panel, grid: &Grid, e: &Evaluation) -> Stri
         k = e.origins.len(),
         origins = origins.join(", "),
         inner = e.tuned.inner_origin_week,
-        v0 = e.tuned.inner_origin_week + 1,
+        inners = e
+            .tuned
+            .inner_origin_weeks
+            .iter()
+            .rev()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        v0 = e.tuned.inner_origin_weeks.iter().min().expect("inner origins") + 1,
         v1 = e.tuned.inner_origin_week + HORIZON as u32,
     ));
     for (key, method) in METHODS {
@@ -420,7 +455,8 @@ fn markdown(args: &EvalArgs, panel: &Panel, grid: &Grid, e: &Evaluation) -> Stri
         "\nThe trees' features (computed by the component's own code, `guest-models/demand-forecast/src/model.rs`): {}. \
          Log units are relative to the history level (mean log units of the observed history weeks); \
          the target is the target week's log units relative to that level, and the forecast is \
-         `exp(level + trees)` (the median-like level, which 1 − WAPE rewards, not the mean). \
+         `exp(level + trees + correction)`, the correction per horizon lifting the median-like \
+         exp of a log forecast towards the sums that store-week and chain-week totals need. \
          Tuned: {}.\n\n",
         feature_names(grid.products).join(", "),
         tuned_text(&e.tuned)

@@ -30,6 +30,9 @@ pub struct Grid2 {
     pub weight_powers: Vec<f64>,
     /// Tree counts are compared on the validation weeks every this many trees.
     pub tree_step: usize,
+    /// Inner origins (HORIZON weeks apart, ending HORIZON weeks before the first test origin)
+    /// that the number of trees, the level correction and the interval are tuned on.
+    pub inner_origins: usize,
 }
 
 /// The chosen settings and the interval quantiles, from an inner validation origin.
@@ -41,14 +44,29 @@ pub struct Tuned {
     pub weight_power: f64,
     /// Number of trees.
     pub trees: usize,
-    /// The inner origin's week number (validated on the HORIZON weeks after it).
+    /// The latest inner origin's week number (validated on the HORIZON weeks after it): the
+    /// depth and the baseline's smoothing constant are chosen there.
     pub inner_origin_week: u32,
+    /// Every inner origin's week number, latest first: the number of trees, the level
+    /// correction and the interval are chosen on all of them.
+    pub inner_origin_weeks: Vec<u32>,
     /// Store-level accuracy on the inner validation weeks of each (depth, weight power) tried,
     /// at its best number of trees.
     pub validation_accuracy: Vec<(usize, f64, usize, f64)>,
-    /// 10% quantile of the log residual per horizon on the inner validation weeks.
+    /// Store accuracy of the chosen depth per number of trees, averaged over the inner origins.
+    pub tree_accuracy: Vec<(usize, f64)>,
+    /// Level correction (added to the log forecast) per horizon.
+    pub log_shift: [f64; HORIZON],
+    /// Store and chain accuracy on the inner origins' validation weeks at the chosen correction,
+    /// per horizon.
+    pub shift_accuracy: [(f64, f64); HORIZON],
+    /// Tail probability of the interval per horizon (0.1 = the 10% and 90% quantiles): the one
+    /// whose quantiles from all but one inner origin cover closest to 80% on the one left out.
+    pub interval_tail: [f64; HORIZON],
+    /// Lower quantile (`interval_tail`) of the corrected log residual per horizon on the inner
+    /// validation weeks.
     pub lower_log: [f64; HORIZON],
-    /// 90% quantile.
+    /// Upper quantile (1 − `interval_tail`).
     pub upper_log: [f64; HORIZON],
     /// Smoothing constant chosen for the exponential-smoothing baseline.
     pub smoothing_alpha: f64,
@@ -262,66 +280,209 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
-/// Chooses depth and trees on the inner origin `last − HORIZON` (fitting on targets up to it,
-/// validating on the HORIZON weeks after it), the interval quantiles from the chosen model's
-/// validation residuals, and the smoothing constant of the baseline. Nothing after `last` is
-/// read.
-pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str)) -> Result<Tuned> {
-    let inner = last - HORIZON;
-    let train = training_rows(grid, inner, g);
-    let valid_rows = origin_rows(grid, inner);
-    ensure!(
-        train.n > 0 && !valid_rows.is_empty(),
-        "too few weeks before week {} to tune on",
-        grid.week(inner)
-    );
-    let valid_feats: Vec<Vec<Vec<f64>>> = valid_rows
+/// Store-level accuracy on `origin`'s validation weeks of the first `k` trees of `full`, for
+/// every `k` a multiple of `step` (and all of them): `(k, accuracy)`.
+fn accuracy_by_trees(grid: &Grid, origin: usize, full: &Forest, step: usize) -> Vec<(usize, f64)> {
+    let rows = origin_rows(grid, origin);
+    let feats: Vec<Vec<Vec<f64>>> = rows
         .iter()
         .map(|(_, s)| (1..=HORIZON).map(|h| features(s, h)).collect())
         .collect();
-    let mut best: Option<(f64, usize, f64, Forest)> = None;
+    let index: std::collections::HashMap<usize, usize> =
+        rows.iter().enumerate().map(|(r, (i, _))| (*i, r)).collect();
+    let mut out = Vec::new();
+    let mut k = step.min(full.trees.len());
+    loop {
+        let forest = Forest::new(full.base, full.scale, full.trees[..k].to_vec());
+        let view = forest.view();
+        let scored = score(grid, origin, &rows, |i, s, h| {
+            (s.level() + view.predict(&feats[index[&i]][h - 1])).exp()
+        });
+        out.push((k, accuracies(grid, &scored).0));
+        if k == full.trees.len() {
+            break;
+        }
+        k = (k + step).min(full.trees.len());
+    }
+    out
+}
+
+/// The candidate tail probabilities of the 80% interval.
+const TAILS: [f64; 8] = [0.1, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03];
+
+/// The candidate level corrections (log scale) of a horizon.
+fn shift_candidates() -> impl Iterator<Item = f64> {
+    (-20..=60).map(|i| i as f64 * 0.01)
+}
+
+/// Tunes on `g.inner_origins` inner origins `last − HORIZON`, `last − 2·HORIZON`, … (each
+/// fitted on targets up to it and validated on the HORIZON weeks after it):
+///
+/// - the depth (and row-weight power) on the latest inner origin, each at its best number of
+///   trees there;
+/// - the number of trees of that depth by the store accuracy averaged over every inner origin;
+/// - per horizon, the level correction maximising the mean of store and chain accuracy over the
+///   inner origins' validation weeks pooled;
+/// - per horizon, the interval's quantiles of the corrected log residuals, pooled, at the tail
+///   probability whose quantiles from all but one inner origin cover closest to 80% on the one
+///   left out;
+/// - the smoothing constant of the baseline on the latest inner origin.
+///
+/// Nothing after `last` is read.
+pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str)) -> Result<Tuned> {
+    ensure!(
+        g.inner_origins >= 1 && last >= g.inner_origins * HORIZON + g.min_history,
+        "too few weeks before week {} to tune on {} inner origins",
+        grid.week(last),
+        g.inner_origins
+    );
+    let inners: Vec<usize> = (1..=g.inner_origins).map(|k| last - k * HORIZON).collect();
+    let inner = inners[0];
+    let train = training_rows(grid, inner, g);
+    ensure!(
+        train.n > 0 && !origin_rows(grid, inner).is_empty(),
+        "too few weeks before week {} to tune on",
+        grid.week(inner)
+    );
+    let mut best: Option<(f64, usize, f64, Forest, Vec<(usize, f64)>)> = None;
     let mut tried = Vec::new();
     for &depth in &g.depths {
         for &power in &g.weight_powers {
             progress(&format!("depth {depth}, weight power {power}"));
             let full = fit(&train, depth, g.max_trees, power, g)?;
-            let mut best_here: Option<(f64, usize)> = None;
-            let mut k = g.tree_step.min(full.trees.len());
-            loop {
-                let forest = Forest::new(full.base, full.scale, full.trees[..k].to_vec());
-                let view = forest.view();
-                let scored = score(grid, inner, &valid_rows, |i, s, h| {
-                    let r = valid_rows.iter().position(|(j, _)| *j == i).expect("row");
-                    (s.level() + view.predict(&valid_feats[r][h - 1])).exp()
-                });
-                let acc = accuracies(grid, &scored).0;
-                if best_here.is_none_or(|b| acc > b.0) {
-                    best_here = Some((acc, k));
-                }
-                if k == full.trees.len() {
-                    break;
-                }
-                k = (k + g.tree_step).min(full.trees.len());
-            }
-            let (acc, k) = best_here.expect("at least one tree count");
+            let by_trees = accuracy_by_trees(grid, inner, &full, g.tree_step);
+            let &(k, acc) = by_trees
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("at least one tree count");
             tried.push((depth, power, k, acc));
             if best.as_ref().is_none_or(|b| acc > b.0) {
-                let forest = Forest::new(full.base, full.scale, full.trees[..k].to_vec());
-                best = Some((acc, depth, power, forest));
+                best = Some((acc, depth, power, full, by_trees));
             }
         }
     }
-    let (_, depth, weight_power, forest) = best.expect("at least one depth");
-    let view = forest.view();
-    let mut resid: [Vec<f64>; HORIZON] = Default::default();
-    for (i, s) in &valid_rows {
-        for h in 1..=HORIZON {
-            let a = grid.tracks[*i].units[inner + h];
-            if !a.is_nan() {
-                resid[h - 1].push(a.ln() - s.level() - view.predict(&features(s, h)));
+    let (_, depth, weight_power, full0, by_trees0) = best.expect("at least one depth");
+    // The same depth fitted at the further inner origins; tree counts judged on all of them.
+    let mut fulls = vec![full0];
+    let mut sums: Vec<(usize, f64)> = by_trees0;
+    for &o in &inners[1..] {
+        progress(&format!("depth {depth} at week {}", grid.week(o)));
+        let full = fit(
+            &training_rows(grid, o, g),
+            depth,
+            g.max_trees,
+            weight_power,
+            g,
+        )?;
+        for (sum, (k, acc)) in sums
+            .iter_mut()
+            .zip(accuracy_by_trees(grid, o, &full, g.tree_step))
+        {
+            ensure!(sum.0 == k, "tree counts differ between inner origins");
+            sum.1 += acc;
+        }
+        fulls.push(full);
+    }
+    let tree_accuracy: Vec<(usize, f64)> = sums
+        .iter()
+        .map(|(k, a)| (*k, a / inners.len() as f64))
+        .collect();
+    let trees = tree_accuracy
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .expect("tree counts")
+        .0;
+    // Log forecasts (without correction) of every inner origin's validation weeks.
+    let mut valid: Vec<(Scored, f64)> = Vec::new();
+    for (&o, full) in inners.iter().zip(&fulls) {
+        let forest = Forest::new(full.base, full.scale, full.trees[..trees].to_vec());
+        let view = forest.view();
+        let rows = origin_rows(grid, o);
+        for (i, s) in &rows {
+            for h in 1..=HORIZON {
+                let actual = grid.tracks[*i].units[o + h];
+                if actual.is_nan() {
+                    continue;
+                }
+                let z = s.level() + view.predict(&features(s, h));
+                let sc = Scored {
+                    track: *i,
+                    week: o + h,
+                    h,
+                    actual,
+                    forecast: z.exp(),
+                };
+                valid.push((sc, z));
             }
         }
     }
+    let mut log_shift = [0.0; HORIZON];
+    let mut shift_accuracy = [(0.0, 0.0); HORIZON];
+    let mut interval_tail = [0.1; HORIZON];
+    let mut lower_log = [0.0; HORIZON];
+    let mut upper_log = [0.0; HORIZON];
+    for h in 1..=HORIZON {
+        let at_h: Vec<&(Scored, f64)> = valid.iter().filter(|v| v.0.h == h).collect();
+        let mut best: Option<(f64, f64, (f64, f64))> = None;
+        for c in shift_candidates() {
+            let scored: Vec<Scored> = at_h
+                .iter()
+                .map(|(s, z)| Scored {
+                    forecast: (z + c).exp(),
+                    ..*s
+                })
+                .collect();
+            let (st, ch) = accuracies(grid, &scored);
+            if best.is_none_or(|b| st + ch > b.0) {
+                best = Some((st + ch, c, (st, ch)));
+            }
+        }
+        let (_, c, accs) = best.expect("candidates");
+        log_shift[h - 1] = c;
+        shift_accuracy[h - 1] = accs;
+        // Residuals by inner origin; the tail probability is the one whose quantiles, taken from
+        // the other inner origins, cover closest to 80% on each left-out inner origin.
+        let by_origin: Vec<Vec<f64>> = inners
+            .iter()
+            .map(|&o| {
+                at_h.iter()
+                    .filter(|(s, _)| s.week - h == o)
+                    .map(|(s, z)| s.actual.ln() - z - c)
+                    .collect()
+            })
+            .collect();
+        let tail = if inners.len() < 2 {
+            0.1
+        } else {
+            TAILS
+                .iter()
+                .copied()
+                .map(|q| {
+                    let cover: f64 = (0..inners.len())
+                        .map(|out| {
+                            let rest: Vec<f64> = (0..inners.len())
+                                .filter(|&k| k != out)
+                                .flat_map(|k| by_origin[k].iter().copied())
+                                .collect();
+                            let (lo, hi) = (quantile(rest.clone(), q), quantile(rest, 1.0 - q));
+                            let held = &by_origin[out];
+                            held.iter().filter(|r| lo <= **r && **r <= hi).count() as f64
+                                / held.len() as f64
+                        })
+                        .sum::<f64>()
+                        / inners.len() as f64;
+                    (q, (cover - 0.8).abs())
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("tails")
+                .0
+        };
+        interval_tail[h - 1] = tail;
+        let resid: Vec<f64> = by_origin.concat();
+        lower_log[h - 1] = quantile(resid.clone(), tail);
+        upper_log[h - 1] = quantile(resid, 1.0 - tail);
+    }
+    let valid_rows = origin_rows(grid, inner);
     let alpha = ALPHAS
         .iter()
         .copied()
@@ -337,11 +498,16 @@ pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str))
     Ok(Tuned {
         depth,
         weight_power,
-        trees: forest.trees.len(),
+        trees,
         inner_origin_week: grid.week(inner),
+        inner_origin_weeks: inners.iter().map(|&o| grid.week(o)).collect(),
         validation_accuracy: tried,
-        lower_log: std::array::from_fn(|h| quantile(resid[h].clone(), 0.1)),
-        upper_log: std::array::from_fn(|h| quantile(resid[h].clone(), 0.9)),
+        tree_accuracy,
+        log_shift,
+        shift_accuracy,
+        interval_tail,
+        lower_log,
+        upper_log,
         smoothing_alpha: alpha,
     })
 }
@@ -351,6 +517,7 @@ pub fn forecaster<'a>(forest: &'a Forest, products: usize, t: &Tuned) -> Forecas
     Forecaster {
         products,
         trees: forest.view(),
+        log_shift: t.log_shift,
         lower_log: t.lower_log,
         upper_log: t.upper_log,
     }
