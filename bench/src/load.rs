@@ -103,48 +103,71 @@ pub fn run(
     duration: Duration,
     scratch: &Path,
 ) -> Result<LoadFigures> {
-    // Two cores: one generator thread per core at most, never more than connections.
-    let threads = connections.clamp(1, 2);
-    let figures = match generator {
-        Generator::Oha(oha) => run_oha(oha, url, body, connections, threads, duration, scratch)?,
-        Generator::Wrk => run_wrk(url, body, connections, threads, duration, scratch)?,
+    let run = Run {
+        url,
+        body,
+        connections,
+        // Two cores: one generator thread per core at most, never more than connections.
+        threads: connections.clamp(1, 2),
+        seconds: format!("{}s", duration.as_secs().max(1)),
+        scratch,
     };
-    Ok(figures)
+    match generator {
+        Generator::Oha(oha) => run_oha(oha, &run),
+        Generator::Wrk => run_wrk(&run),
+    }
 }
 
-fn run_oha(
-    oha: &Path,
-    url: &str,
-    body: &[u8],
+/// One load run, whichever generator drives it.
+struct Run<'a> {
+    url: &'a str,
+    body: &'a [u8],
     connections: usize,
     threads: usize,
-    duration: Duration,
-    scratch: &Path,
-) -> Result<LoadFigures> {
-    let body_file = scratch.join(format!("post-{connections}.json"));
+    /// The duration as both generators take it (`5s`).
+    seconds: String,
+    scratch: &'a Path,
+}
+
+/// The standard output of a generator that ran to success.
+fn stdout_of(mut command: Command, name: &str) -> Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {name}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "{name} failed ({}): {stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(stdout)
+}
+
+fn run_oha(oha: &Path, run: &Run) -> Result<LoadFigures> {
+    let Run {
+        url,
+        body,
+        connections,
+        threads,
+        ..
+    } = *run;
+    let body_file = run.scratch.join(format!("post-{connections}.json"));
     std::fs::write(&body_file, body)?;
-    let output = Command::new(oha)
+    let mut command = Command::new(oha);
+    command
         .args(["--no-tui", "--output-format", "json", "-m", "POST"])
         .args(["-T", "application/json", "-t", "10s"])
         .args(["-c", &connections.to_string()])
         .args(["--worker-threads", &threads.to_string()])
         // Wait for the requests under way at the deadline rather than
         // counting them as errors.
-        .args(["-z", &format!("{}s", duration.as_secs().max(1)), "-w"])
+        .args(["-z", &run.seconds, "-w"])
         .arg("-D")
         .arg(&body_file)
-        .arg(url)
-        .output()
-        .with_context(|| format!("running {}", oha.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "oha failed ({}): {}{}",
-            output.status,
-            stdout,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+        .arg(url);
+    let stdout = stdout_of(command, "oha")?;
     let v: Value =
         serde_json::from_str(&stdout).with_context(|| format!("oha's JSON output: {stdout}"))?;
     oha_figures(&v, connections, threads)
@@ -198,19 +221,18 @@ fn oha_figures(v: &Value, connections: usize, threads: usize) -> Result<LoadFigu
 
 const MARK: &str = "trademl-bench-figures ";
 
-fn run_wrk(
-    url: &str,
-    body: &[u8],
-    connections: usize,
-    threads: usize,
-    duration: Duration,
-    scratch: &Path,
-) -> Result<LoadFigures> {
-    let body = std::str::from_utf8(body).context("the request body is not UTF-8")?;
+fn run_wrk(run: &Run) -> Result<LoadFigures> {
+    let Run {
+        url,
+        connections,
+        threads,
+        ..
+    } = *run;
+    let body = std::str::from_utf8(run.body).context("the request body is not UTF-8")?;
     if body.contains("]==]") {
         bail!("the request body cannot be quoted in Lua");
     }
-    let script = scratch.join(format!("post-{connections}.lua"));
+    let script = run.scratch.join(format!("post-{connections}.lua"));
     std::fs::write(
         &script,
         format!(
@@ -226,31 +248,22 @@ end
 "#
         ),
     )?;
-    let output = Command::new("wrk")
+    let mut command = Command::new("wrk");
+    command
         .args([
             "-t",
             &threads.to_string(),
             "-c",
             &connections.to_string(),
             "-d",
-            &format!("{}s", duration.as_secs().max(1)),
+            &run.seconds,
             "--timeout",
             "10s",
             "-s",
         ])
         .arg(&script)
-        .arg(url)
-        .output()
-        .context("running wrk")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "wrk failed ({}): {}{}",
-            output.status,
-            stdout,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+        .arg(url);
+    let stdout = stdout_of(command, "wrk")?;
     let Some(line) = stdout.lines().find_map(|l| l.strip_prefix(MARK)) else {
         bail!("wrk printed no figures: {stdout}");
     };
