@@ -8,15 +8,16 @@
 //!    rows in the sandbox and natively (the model's own code linked into
 //!    this binary, [`native::MODELS`]), interleaved, with their ratio.
 //! 2. Over HTTP: `trademl serve` started as its own process (cold, then from
-//!    its compiled cache), `wrk` driving `/infer` of each model for a bounded
-//!    time at each of `--connections`, and the server's resident memory idle
-//!    and under load.
+//!    its compiled cache), `oha` (or `wrk`, see [`load`]) driving `/infer` of
+//!    each model for a bounded time at each of `--connections`, and the
+//!    server's resident memory idle and under load.
 //! 3. The alternatives ([`equivalent::EQUIVALENTS`]): the equivalent
 //!    scikit-learn model exported to ONNX and run by onnxruntime in process,
-//!    and served by MLServer, driven by the same `wrk` with the same request.
+//!    and served by MLServer, driven by the same load generator with the same
+//!    request.
 //!
-//! What cannot run (no wrk, no Python) is skipped with the reason printed
-//! and recorded in the JSON. Nothing here asserts a time.
+//! What cannot run (no load generator, no Python) is skipped with the reason
+//! printed and recorded in the JSON. Nothing here asserts a time.
 
 mod equivalent;
 mod load;
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::{Value, json};
-use trademl::bench::{BenchOptions, ModelFigures, model_files, tile};
+use trademl::bench::{ModelFigures, SeriesArgs, model_files, tile};
 use trademl_sdk::manifest::read_manifest;
 
 use crate::load::LoadFigures;
@@ -39,30 +40,18 @@ use crate::process::{Memory, Server, free_port};
 /// HTTP under load, memory, and beside onnxruntime and MLServer.
 #[derive(Parser, Debug)]
 struct Args {
-    /// The model repository.
-    #[arg(long, default_value = "models")]
-    models: PathBuf,
-    /// Only this model (repeatable).
-    #[arg(long = "model")]
-    only: Vec<String>,
-    /// Cold loads per model.
-    #[arg(long, default_value_t = 5)]
-    loads: usize,
-    /// Requests per in-process latency series.
-    #[arg(long, default_value_t = 2000)]
-    requests: usize,
-    /// Rows of the in-process batch.
-    #[arg(long, default_value_t = 100)]
-    rows: usize,
-    /// Rows of the large request over HTTP.
-    #[arg(long, default_value_t = 1000)]
-    batch_rows: usize,
+    #[command(flatten)]
+    series: SeriesArgs,
     /// Concurrent connections of the HTTP load (repeatable).
     #[arg(long = "connections", default_values_t = [1, 8, 64])]
     connections: Vec<usize>,
     /// Seconds of each HTTP load run.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// The load generator `oha` [default: `oha` on the PATH; without it,
+    /// `wrk`, whose latencies are only as good as the wall clock].
+    #[arg(long)]
+    oha: Option<PathBuf>,
     /// The `trademl` binary to serve with [default: next to this binary].
     #[arg(long)]
     trademl: Option<PathBuf>,
@@ -90,16 +79,7 @@ fn main() -> Result<()> {
     let scratch = tempfile::tempdir()?;
 
     println!("== in process: sandbox and native");
-    let figures = trademl::bench::run(&BenchOptions {
-        models: args.models.clone(),
-        only: args.only.clone(),
-        loads: args.loads,
-        requests: args.requests,
-        batch_rows: args.batch_rows,
-        rows: args.rows,
-        native: native::MODELS.to_vec(),
-        json_out: None,
-    })?;
+    let figures = trademl::bench::run(&args.series.options(native::MODELS.to_vec(), None))?;
     for f in &figures {
         if let Some(why) = &f.native_skipped {
             skipped.push(format!("{}: native comparison: {why}", f.name));
@@ -112,13 +92,18 @@ fn main() -> Result<()> {
     let available = if args.in_process_only {
         Err("--in-process-only".to_string())
     } else {
-        load::available()
+        load::available(args.oha.as_deref())
     };
+    let mut load_generator = Value::Null;
     match available {
         Err(why) => skipped.push(format!("HTTP load and the alternatives: {why}")),
-        Ok(()) => {
-            println!("\n== over HTTP: trademl serve, driven by wrk");
-            http = serve_trademl(&args, &requests, scratch.path())?;
+        Ok(generator) => {
+            println!(
+                "\n== over HTTP: trademl serve, driven by {}",
+                generator.name()
+            );
+            load_generator = json!(generator.name());
+            http = serve_trademl(&args, &generator, &requests, scratch.path())?;
             match &args.python {
                 None => skipped.push(format!(
                     "onnxruntime and MLServer: {}",
@@ -135,7 +120,15 @@ fn main() -> Result<()> {
                             "\n== {}: onnxruntime in process, MLServer over HTTP",
                             e.model
                         );
-                        match alternative(&args, python, e, request, &http, scratch.path()) {
+                        match alternative(
+                            &args,
+                            &generator,
+                            python,
+                            e,
+                            request,
+                            &http,
+                            scratch.path(),
+                        ) {
                             Ok(v) => alternatives.push(v),
                             Err(err) => {
                                 eprintln!("{}: the comparison failed: {err:#}", e.model);
@@ -169,11 +162,12 @@ fn main() -> Result<()> {
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "settings": {
-            "loads": args.loads, "requests": args.requests, "rows": args.rows,
-            "batch_rows": args.batch_rows, "connections": args.connections,
+            "loads": args.series.loads, "requests": args.series.requests, "rows": args.series.rows,
+            "batch_rows": args.series.batch_rows, "connections": args.connections,
             "seconds_per_load_run": args.seconds,
         },
         "models": figures,
+        "load_generator": load_generator,
         "http": http,
         "alternatives": alternatives,
         "skipped": skipped,
@@ -201,7 +195,7 @@ struct Requests {
 
 fn requests(args: &Args, figures: &[ModelFigures]) -> Result<Vec<Requests>> {
     let mut all = Vec::new();
-    for file in model_files(&args.models, &args.only)? {
+    for file in model_files(&args.series.models, &args.series.only)? {
         let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         let manifest = read_manifest(&bytes).with_context(|| format!("{}", file.display()))?;
         let Some(example) = manifest.examples.first() else {
@@ -214,7 +208,7 @@ fn requests(args: &Args, figures: &[ModelFigures]) -> Result<Vec<Requests>> {
             .any(|f| f.name == manifest.name && f.predict_rows_in_process.is_some());
         let (one, rows) = if by_rows {
             let one = tile(&example.inputs, 1)?;
-            let rows = tile(&example.inputs, args.rows)?;
+            let rows = tile(&example.inputs, args.series.rows)?;
             (body(one), Some(body(rows)))
         } else {
             (body(example.inputs.clone()), None)
@@ -273,6 +267,7 @@ fn memory_json(m: Memory) -> Value {
 
 /// Drive one URL with each number of connections; figures and peak memory.
 fn drive(
+    generator: &load::Generator,
     server: &Server,
     url: &str,
     body: &Value,
@@ -284,7 +279,14 @@ fn drive(
     let mut peak = Memory::default();
     for &c in &args.connections {
         let (figures, memory) = server.peak_memory_during(|| {
-            load::run(url, &body, c, Duration::from_secs(args.seconds), scratch)
+            load::run(
+                generator,
+                url,
+                &body,
+                c,
+                Duration::from_secs(args.seconds),
+                scratch,
+            )
         })?;
         let figures = figures?;
         println!(
@@ -299,8 +301,8 @@ fn drive(
         );
         if !figures.latencies_consistent {
             println!(
-                "      wrk's latencies do not fit the run ({} requests × mean {:.3} ms > {c} connections × {:.1} s): the wall clock wrk times with was stepped; latency figures of this run are not valid",
-                figures.requests, figures.mean_ms, figures.seconds
+                "      {}'s latencies do not fit the run ({} requests × mean {:.3} ms > {c} connections × {:.1} s): latency figures of this run are not valid",
+                figures.generator, figures.requests, figures.mean_ms, figures.seconds
             );
         }
         peak = peak.max(memory);
@@ -309,7 +311,12 @@ fn drive(
     Ok((runs, peak))
 }
 
-fn serve_trademl(args: &Args, requests: &[Requests], scratch: &Path) -> Result<Value> {
+fn serve_trademl(
+    args: &Args,
+    generator: &load::Generator,
+    requests: &[Requests],
+    scratch: &Path,
+) -> Result<Value> {
     let program = match &args.trademl {
         Some(p) => p.clone(),
         None => std::env::current_exe()?
@@ -318,7 +325,7 @@ fn serve_trademl(args: &Args, requests: &[Requests], scratch: &Path) -> Result<V
             .join("trademl"),
     };
     let models = scratch.join("models");
-    copy_repository(&args.models, &models)?;
+    copy_repository(&args.series.models, &models)?;
     let cache = scratch.join("compiled-cache");
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
@@ -367,7 +374,7 @@ fn serve_trademl(args: &Args, requests: &[Requests], scratch: &Path) -> Result<V
     for r in requests {
         println!("  {} {}, 1 row/case per request:", r.name, r.version);
         let url = format!("{base}/v2/models/{}/infer", r.name);
-        let (runs, memory) = drive(&server, &url, &r.one, args, scratch)?;
+        let (runs, memory) = drive(generator, &server, &url, &r.one, args, scratch)?;
         peak = peak.max(memory);
         per_model.push(json!({ "name": r.name, "version": r.version, "one_row": runs }));
     }
@@ -390,8 +397,10 @@ fn serve_trademl(args: &Args, requests: &[Requests], scratch: &Path) -> Result<V
 }
 
 /// The comparison of one model with onnxruntime and MLServer.
+#[allow(clippy::too_many_arguments)]
 fn alternative(
     args: &Args,
+    generator: &load::Generator,
     python: &Path,
     e: &equivalent::Equivalent,
     request: &Requests,
@@ -405,8 +414,8 @@ fn alternative(
     let mut expected = serde_json::Map::new();
     let answer = |body: &Value| -> Result<Value> {
         let sandbox = trademl::sandbox::Sandbox::new(Default::default())?;
-        let trust = trademl_sdk::signing::TrustStore::load(&args.models.join("trust"))?;
-        let file = model_files(&args.models, &[e.model.to_string()])?
+        let trust = trademl_sdk::signing::TrustStore::load(&args.series.models.join("trust"))?;
+        let file = model_files(&args.series.models, &[e.model.to_string()])?
             .pop()
             .context("the model's file")?;
         let loaded = trademl::model::LoadedVersion::load(
@@ -426,7 +435,7 @@ fn alternative(
     };
     let mut all = vec![("1".to_string(), &request.one)];
     if let Some(rows) = &request.rows {
-        all.push((args.rows.to_string(), rows));
+        all.push((args.series.rows.to_string(), rows));
     }
     for (n, body) in all {
         expected.insert(n.clone(), answer(body)?);
@@ -450,7 +459,7 @@ fn alternative(
         .arg(&script)
         .arg(&spec_path)
         .arg(&out)
-        .args(["--requests", &args.requests.to_string()])
+        .args(["--requests", &args.series.requests.to_string()])
         .args(["--http-port", &http_port.to_string()])
         .args(["--grpc-port", &grpc_port.to_string()])
         .args(["--metrics-port", &metrics_port.to_string()])
@@ -507,7 +516,7 @@ fn alternative(
     println!("  MLServer ready in {start_ms:.0} ms; it answers {theirs}, as trademl does");
     std::thread::sleep(Duration::from_millis(500));
     let idle = server.memory()?;
-    let (runs, peak) = drive(&server, &url, &request.one, args, &out)?;
+    let (runs, peak) = drive(generator, &server, &url, &request.one, args, &out)?;
     drop(server);
     println!(
         "  MLServer resident memory ({} processes): idle {:.1} MiB, peak under load {:.1} MiB",

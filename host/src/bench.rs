@@ -40,6 +40,46 @@ pub struct NativeModel {
     pub predict: NativePredict,
 }
 
+/// The command-line options of the in-process series, shared by
+/// `trademl bench` and `trademl-bench`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SeriesArgs {
+    /// The model repository.
+    #[arg(long, default_value = "models")]
+    pub models: PathBuf,
+    /// Only this model (repeatable).
+    #[arg(long = "model")]
+    pub only: Vec<String>,
+    /// Cold loads per model.
+    #[arg(long, default_value_t = 5)]
+    pub loads: usize,
+    /// Requests per latency series.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Rows of the large request over HTTP.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_rows: usize,
+    /// Rows of the batch predicted in process.
+    #[arg(long, default_value_t = 100)]
+    pub rows: usize,
+}
+
+impl SeriesArgs {
+    /// The options of a run, with these native models and JSON output.
+    pub fn options(&self, native: Vec<NativeModel>, json_out: Option<PathBuf>) -> BenchOptions {
+        BenchOptions {
+            models: self.models.clone(),
+            only: self.only.clone(),
+            loads: self.loads,
+            requests: self.requests,
+            batch_rows: self.batch_rows,
+            rows: self.rows,
+            native,
+            json_out,
+        }
+    }
+}
+
 /// What to measure.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {

@@ -130,24 +130,8 @@ enum Command {
     /// Measure load time, instantiation and prediction latency (in process
     /// and over HTTP on loopback) of every model in a repository.
     Bench {
-        /// The model repository.
-        #[arg(long, default_value = "models")]
-        models: PathBuf,
-        /// Only this model (repeatable).
-        #[arg(long = "model")]
-        only: Vec<String>,
-        /// Cold loads per model.
-        #[arg(long, default_value_t = 5)]
-        loads: usize,
-        /// Requests per latency series.
-        #[arg(long, default_value_t = 2000)]
-        requests: usize,
-        /// Rows of the large request over HTTP.
-        #[arg(long, default_value_t = 1000)]
-        batch_rows: usize,
-        /// Rows of the batch predicted in process.
-        #[arg(long, default_value_t = 100)]
-        rows: usize,
+        #[command(flatten)]
+        series: trademl::bench::SeriesArgs,
         /// Write the figures as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -345,26 +329,10 @@ fn run(command: Command) -> Result<()> {
         } => print(Client::new(&server).promote(&name, &version)?),
         Command::Rollback { name, server } => print(Client::new(&server).rollback(&name)?),
         Command::Versions { name, server } => print(Client::new(&server).versions(&name)?),
-        Command::Bench {
-            models,
-            only,
-            loads,
-            requests,
-            batch_rows,
-            rows,
-            json,
-        } => trademl::bench::run(&trademl::bench::BenchOptions {
-            models,
-            only,
-            loads,
-            requests,
-            batch_rows,
-            rows,
+        Command::Bench { series, json } => {
             // The models' native code is linked into `trademl-bench`, not here.
-            native: Vec::new(),
-            json_out: json,
-        })
-        .map(|_| ()),
+            trademl::bench::run(&series.options(Vec::new(), json)).map(|_| ())
+        }
         Command::Train(TrainCommand::CustomerSegmentation(args)) => {
             trademl_train::segmentation::train(&args)
         }

@@ -275,7 +275,7 @@ impl LoadedVersion {
                 });
             }
         };
-        match model
+        let result = match model
             .trademl_model_predict()
             .call_predict(&mut call.store, inputs)
         {
@@ -283,7 +283,11 @@ impl LoadedVersion {
             Ok(Err(ModelError::InvalidInput(msg))) => Err(PredictError::InvalidInput(msg)),
             Ok(Err(ModelError::ModelFailure(msg))) => Err(PredictError::ModelFailure(msg)),
             Err(err) => Err(PredictError::Call(call.classify(err))),
-        }
+        };
+        // The outputs are lifted out of the instance's memory: its teardown
+        // need not delay the answer.
+        self.sandbox.retire(call);
+        result
     }
 
     /// Create a fresh store and instance, as each request does, and return

@@ -13,10 +13,18 @@
 //!   was hit so that the error can say so;
 //! - an epoch deadline: a background thread ticks the engine's epoch every
 //!   [`TICK`], and a call that runs past its deadline traps.
+//!
+//! A finished store is handed to [`Sandbox::retire`] and dropped on a
+//! background thread, in batches of [`RETIRE_BATCH`] (one wake-up per
+//! batch, not per call; the epoch ticker drops what is left of a batch at its
+//! next tick). Tearing an instance down (resetting the pages it wrote,
+//! returning its pool slot) is about as long as the call itself, and the
+//! caller already holds its outputs. The instance is still used once.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -35,6 +43,30 @@ pub const TICK: Duration = Duration::from_millis(5);
 /// How much of each pooled memory and table stays resident between calls
 /// (reset in place rather than returned to the kernel).
 pub const KEEP_RESIDENT: usize = 1 << 20;
+
+/// How many finished stores wake the retiring thread.
+pub const RETIRE_BATCH: usize = 8;
+
+/// How many finished stores may wait to be dropped. Beyond this many, a call
+/// drops its own store. The pool holds twice this many instances beyond
+/// `max_instances` (a batch being dropped and the next one filling), so that
+/// stores waiting to be dropped never starve live calls of a slot.
+pub const RETIRE_QUEUE: usize = 32;
+
+/// Finished stores waiting to be dropped, and the retiring thread's signal.
+#[derive(Default)]
+struct Retired {
+    stores: Mutex<Vec<CallStore>>,
+    batch_ready: Condvar,
+}
+
+impl Retired {
+    /// The waiting stores, even if a thread panicked while holding them (a
+    /// store's drop does not leave the list half-updated).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CallStore>> {
+        self.stores.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// The interface version this host speaks, as a component export name.
 pub const PREDICT_EXPORT: &str = "trademl:model/predict@0.1.0";
@@ -179,6 +211,7 @@ pub struct Sandbox {
     config: SandboxConfig,
     pooling: bool,
     cache: Option<CompiledCache>,
+    retired: Arc<Retired>,
 }
 
 impl Sandbox {
@@ -208,17 +241,28 @@ impl Sandbox {
             .map_err(anyhow::Error::from)
             .context("defining trademl:model/types")?;
 
+        let retired = Arc::new(Retired::default());
         let ticker = engine.weak();
+        let ticker_retired = Arc::downgrade(&retired);
         std::thread::Builder::new()
             .name("trademl-epoch".into())
             .spawn(move || {
                 while let Some(engine) = ticker.upgrade() {
                     engine.increment_epoch();
                     drop(engine);
+                    if let Some(retired) = ticker_retired.upgrade() {
+                        let batch = std::mem::take(&mut *retired.lock());
+                        drop(batch);
+                    }
                     std::thread::sleep(TICK);
                 }
             })
             .context("starting the epoch ticker")?;
+        let retiring = Arc::downgrade(&retired);
+        std::thread::Builder::new()
+            .name("trademl-retire".into())
+            .spawn(move || drop_retired(retiring))
+            .context("starting the store-retiring thread")?;
 
         let cache = match &config.cache_dir {
             Some(dir) => Some(CompiledCache::open(dir)?),
@@ -230,6 +274,7 @@ impl Sandbox {
             config,
             pooling,
             cache,
+            retired,
         }))
     }
 
@@ -304,6 +349,41 @@ impl Sandbox {
             limits,
         }
     }
+
+    /// Drop a finished store off the caller's path: at the epoch ticker's
+    /// next tick, or here when [`RETIRE_QUEUE`] stores already wait. Call it
+    /// once the outputs have been lifted out of the store.
+    pub fn retire(&self, call: CallStore) {
+        let mut stores = self.retired.lock();
+        if stores.len() >= RETIRE_QUEUE {
+            drop(stores);
+            drop(call);
+            return;
+        }
+        stores.push(call);
+        if stores.len() == RETIRE_BATCH {
+            self.retired.batch_ready.notify_one();
+        }
+    }
+}
+
+/// The retiring thread: drops each batch of retired stores, until the
+/// sandbox is gone (it wakes at least every tick to notice).
+fn drop_retired(retired: std::sync::Weak<Retired>) {
+    while let Some(retired) = retired.upgrade() {
+        let mut stores = retired.lock();
+        if stores.len() < RETIRE_BATCH {
+            stores = retired
+                .batch_ready
+                .wait_timeout(stores, TICK * 20)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        let batch = std::mem::take(&mut *stores);
+        drop(stores);
+        drop(retired);
+        drop(batch);
+    }
 }
 
 fn engine_config(config: &SandboxConfig, pooling: bool) -> Config {
@@ -320,7 +400,8 @@ fn engine_config(config: &SandboxConfig, pooling: bool) -> Config {
     if pooling {
         let max_memory = (config.max_memory_mib as usize) << 20;
         let mut pool = PoolingAllocationConfig::default();
-        let instances = config.max_instances.max(1);
+        // Live calls, plus finished stores waiting to be dropped (see retire).
+        let instances = config.max_instances.max(1) + 2 * RETIRE_QUEUE as u32;
         pool.total_component_instances(instances)
             .total_core_instances(instances * 8)
             .total_memories(instances * 2)
