@@ -349,8 +349,12 @@ fn run(command: Command) -> Result<()> {
         Command::Eval(EvalCommand::Sentiment(args)) => trademl_train::sentiment::evaluate(&args),
         Command::Train(TrainCommand::DemandForecast(args)) => trademl_train::demand::train(&args),
         Command::Eval(EvalCommand::DemandForecast(args)) => trademl_train::demand::evaluate(&args),
-        Command::Train(TrainCommand::PromoEffectiveness(args)) => trademl_train::promo::train(&args),
-        Command::Eval(EvalCommand::PromoEffectiveness(args)) => trademl_train::promo::evaluate(&args),
+        Command::Train(TrainCommand::PromoEffectiveness(args)) => {
+            trademl_train::promo::train(&args)
+        }
+        Command::Eval(EvalCommand::PromoEffectiveness(args)) => {
+            trademl_train::promo::evaluate(&args)
+        }
         Command::Train(TrainCommand::AnomalyDetection(args)) => {
             trademl_train::anomaly::train(&args)
         }
