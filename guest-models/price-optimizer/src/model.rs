@@ -533,17 +533,13 @@ impl Demand<'_> {
             r0.max(f64::MIN_POSITIVE)
         };
         let q_scale = q0.max(f64::MIN_POSITIVE);
-        let objective = |prices: &[f64], units: &mut [f64]| -> f64 {
-            self.units(s, items, prices, units);
-            let (pi, q, _) = profit(prices, units);
-            (1.0 - weight) * pi / pi_scale + weight * q / q_scale
-        };
-
         let bounds: Vec<(f64, f64)> = items
             .iter()
             .map(|it| self.bounds(s, it, search.observed_range))
             .collect();
-        let candidates: Vec<Vec<f64>> = items
+        // Each product's candidate prices with their logs: the grid, then today's price when it
+        // is within the bounds.
+        let candidates: Vec<Vec<(f64, f64)>> = items
             .iter()
             .zip(&bounds)
             .map(|(it, &(lo, hi))| {
@@ -559,7 +555,15 @@ impl Demand<'_> {
                 if it.price >= lo && it.price <= hi {
                     c.push(it.price);
                 }
-                c
+                // A candidate met earlier scores what it scored then, which cannot beat the
+                // best so far: only the first of equal candidates is tried.
+                let mut out: Vec<(f64, f64)> = Vec::with_capacity(c.len());
+                for p in c {
+                    if !out.iter().any(|o| o.0 == p) {
+                        out.push((p, p.ln()));
+                    }
+                }
+                out
             })
             .collect();
         // Start from today's prices, moved into the bounds.
@@ -567,34 +571,62 @@ impl Demand<'_> {
         for (it, &(lo, hi)) in items.iter().zip(&bounds) {
             current[it.product] = it.price.clamp(lo, hi);
         }
-        let start = current.clone();
-        let mut scratch = vec![0.0; n];
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let mut state = SearchState::new(self, s, items, &current);
+        let scale = (pi_scale, q_scale);
+        let b0 = items[0].product;
+        // The objective at the prices searched from (`current`), and which products' scans
+        // could find a move: a product's scan is a function of the other products' prices, and
+        // a scan started from its own result moves nothing, so it is skipped until another
+        // product moves.
+        let mut value = state.objective(
+            self,
+            items,
+            &current,
+            (b0, current[b0], state.lp[b0]),
+            weight,
+            scale,
+        );
+        let mut stale = vec![true; items.len()];
         let mut chosen = current.clone();
         for _ in 0..search.sweeps.max(1) {
             let mut moved = false;
-            for (it, cands) in items.iter().zip(&candidates) {
+            for (i, (it, cands)) in items.iter().zip(&candidates).enumerate() {
+                if !stale[i] {
+                    continue;
+                }
                 let b = it.product;
-                let mut trial = if search.joint {
-                    current.clone()
-                } else {
-                    start.clone()
-                };
-                trial[b] = current[b];
-                let mut best_p = trial[b];
-                let mut best = objective(&trial, &mut scratch);
-                for &p in cands {
-                    trial[b] = p;
-                    let v = objective(&trial, &mut scratch);
+                let (start_p, start_lp) = (current[b], state.lp[b]);
+                let mut best_p = start_p;
+                let mut best_lp = start_lp;
+                let mut best = value;
+                for &(p, lp) in cands {
+                    // The start price scores the best it started from.
+                    if p == start_p {
+                        continue;
+                    }
+                    let v = state.objective(self, items, &current, (b, p, lp), weight, scale);
                     if v > best + 1e-12 * best.abs() {
                         best = v;
                         best_p = p;
+                        best_lp = lp;
                     }
                 }
+                state.lp[b] = start_lp;
                 if search.joint {
+                    stale[i] = false;
                     if best_p != current[b] {
                         moved = true;
+                        for (k, st) in stale.iter_mut().enumerate() {
+                            *st |= k != i;
+                        }
+                        current[b] = best_p;
+                        state.lp[b] = best_lp;
+                        state.refresh(self, items);
+                        value = best;
                     }
-                    current[b] = best_p;
                 } else {
                     chosen[b] = best_p;
                 }
@@ -620,6 +652,101 @@ impl Demand<'_> {
                 own_elasticity: self.own_elasticity(it.product),
             })
             .collect()
+    }
+}
+
+/// One store's search in progress: every product's log price and regressors at the prices
+/// searched from, so that a trial price of one product recomputes only the regressors it
+/// changes. Every value is computed with the operations of [`Demand::units`] in the same order,
+/// so a trial's objective is bit for bit the one the full computation gives for its prices.
+struct SearchState {
+    /// Log price per product: of the prices searched from, or of the trial.
+    lp: Vec<f64>,
+    /// Regressors per product (`width` each) at the prices searched from.
+    x: Vec<f64>,
+    /// Intercept per product.
+    intercept: Vec<f64>,
+    /// Each group's products, ascending.
+    members: Vec<Vec<usize>>,
+}
+
+impl SearchState {
+    fn new(d: &Demand<'_>, store: Option<usize>, items: &[Item], prices: &[f64]) -> Self {
+        let mut members = vec![Vec::new(); d.groups];
+        for k in 0..d.products {
+            members[d.group_of[k]].push(k);
+        }
+        let mut state = SearchState {
+            lp: prices.iter().map(|p| p.ln()).collect(),
+            x: vec![0.0; d.products * d.width()],
+            intercept: (0..d.products).map(|k| d.intercept(store, k)).collect(),
+            members,
+        };
+        state.refresh(d, items);
+        state
+    }
+
+    /// Recomputes every item's regressors from the log prices.
+    fn refresh(&mut self, d: &Demand<'_>, items: &[Item]) {
+        let w = d.width();
+        for it in items {
+            let b = it.product;
+            d.regressors(
+                b,
+                &self.lp,
+                it.deal,
+                it.feature,
+                &mut self.x[b * w..(b + 1) * w],
+            );
+        }
+    }
+
+    /// The objective `(1 − weight)·Π/scale.0 + weight·Q/scale.1` at `prices` with product `b`
+    /// at `p` (log `lp`) instead; leaves `self.lp[b] = lp`.
+    #[allow(clippy::too_many_arguments)]
+    fn objective(
+        &mut self,
+        d: &Demand<'_>,
+        items: &[Item],
+        prices: &[f64],
+        (b, p, lp): (usize, f64, f64),
+        weight: f64,
+        scale: (f64, f64),
+    ) -> f64 {
+        let w = d.width();
+        let gb = d.group_of[b];
+        self.lp[b] = lp;
+        let (mut pi, mut q) = (0.0, 0.0);
+        let mut buf = [0.0; MAX_GROUPS + 3];
+        for it in items {
+            let k = it.product;
+            let x = &mut buf[..w];
+            x.copy_from_slice(&self.x[k * w..(k + 1) * w]);
+            if k == b {
+                x[0] = lp;
+            } else if gb < self.members.len() {
+                // Group gb's competitor index of product k, as `regressors` sums it.
+                let (mut sum, mut n) = (0.0, 0usize);
+                for &j in &self.members[gb] {
+                    if j != k {
+                        sum += self.lp[j];
+                        n += 1;
+                    }
+                }
+                x[1 + gb] = if n > 0 { sum / n as f64 } else { 0.0 };
+            }
+            let log_units = self.intercept[k]
+                + d.coef(k)
+                    .iter()
+                    .zip(x.iter())
+                    .map(|(c, v)| c * v)
+                    .sum::<f64>();
+            let units = log_units.exp() * d.smear[k];
+            let price = if k == b { p } else { prices[k] };
+            pi += (price - it.cost) * units;
+            q += units;
+        }
+        (1.0 - weight) * pi / scale.0 + weight * q / scale.1
     }
 }
 
@@ -970,6 +1097,184 @@ mod tests {
         );
         it.max_change = 0.0;
         assert_eq!(d.bounds(None, &it, true), (1.0, 1.0));
+    }
+
+    /// The search as first written, every trial re-evaluating the store's demand from its
+    /// prices: [`Demand::optimise`] must recommend bit for bit what it does.
+    #[allow(clippy::float_cmp)]
+    fn reference(
+        d: &Demand<'_>,
+        store: u32,
+        items: &[Item],
+        weight: f64,
+        search: &Search,
+    ) -> Vec<Recommendation> {
+        let n = d.products;
+        let s = d.store_index(store);
+        let mut today = vec![0.0; n];
+        for it in items {
+            today[it.product] = it.price;
+        }
+        let mut units0 = vec![0.0; n];
+        d.units(s, items, &today, &mut units0);
+        let profit = |prices: &[f64], units: &[f64]| -> (f64, f64, f64) {
+            let (mut pi, mut q, mut r) = (0.0, 0.0, 0.0);
+            for it in items {
+                let b = it.product;
+                pi += (prices[b] - it.cost) * units[b];
+                q += units[b];
+                r += prices[b] * units[b];
+            }
+            (pi, q, r)
+        };
+        let (pi0, q0, r0) = profit(&today, &units0);
+        let pi_scale = if pi0 > 0.0 {
+            pi0
+        } else {
+            r0.max(f64::MIN_POSITIVE)
+        };
+        let q_scale = q0.max(f64::MIN_POSITIVE);
+        let objective = |prices: &[f64], units: &mut [f64]| -> f64 {
+            d.units(s, items, prices, units);
+            let (pi, q, _) = profit(prices, units);
+            (1.0 - weight) * pi / pi_scale + weight * q / q_scale
+        };
+
+        let bounds: Vec<(f64, f64)> = items
+            .iter()
+            .map(|it| d.bounds(s, it, search.observed_range))
+            .collect();
+        let candidates: Vec<Vec<f64>> = items
+            .iter()
+            .zip(&bounds)
+            .map(|(it, &(lo, hi))| {
+                let mut c: Vec<f64> = (0..search.grid.max(1))
+                    .map(|i| {
+                        if search.grid <= 1 || hi <= lo {
+                            lo
+                        } else {
+                            lo * (hi / lo).powf(i as f64 / (search.grid - 1) as f64)
+                        }
+                    })
+                    .collect();
+                if it.price >= lo && it.price <= hi {
+                    c.push(it.price);
+                }
+                c
+            })
+            .collect();
+        // Start from today's prices, moved into the bounds.
+        let mut current = today.clone();
+        for (it, &(lo, hi)) in items.iter().zip(&bounds) {
+            current[it.product] = it.price.clamp(lo, hi);
+        }
+        let start = current.clone();
+        let mut scratch = vec![0.0; n];
+        let mut chosen = current.clone();
+        for _ in 0..search.sweeps.max(1) {
+            let mut moved = false;
+            for (it, cands) in items.iter().zip(&candidates) {
+                let b = it.product;
+                let mut trial = if search.joint {
+                    current.clone()
+                } else {
+                    start.clone()
+                };
+                trial[b] = current[b];
+                let mut best_p = trial[b];
+                let mut best = objective(&trial, &mut scratch);
+                for &p in cands {
+                    trial[b] = p;
+                    let v = objective(&trial, &mut scratch);
+                    if v > best + 1e-12 * best.abs() {
+                        best = v;
+                        best_p = p;
+                    }
+                }
+                if search.joint {
+                    if best_p != current[b] {
+                        moved = true;
+                    }
+                    current[b] = best_p;
+                } else {
+                    chosen[b] = best_p;
+                }
+            }
+            if !search.joint {
+                current = chosen.clone();
+                break;
+            }
+            if !moved {
+                break;
+            }
+        }
+        let mut units = vec![0.0; n];
+        d.units(s, items, &current, &mut units);
+        items
+            .iter()
+            .map(|it| Recommendation {
+                price: current[it.product],
+                units: units[it.product],
+                units_today: units0[it.product],
+                cost: it.cost,
+                price_today: it.price,
+                own_elasticity: d.own_elasticity(it.product),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_incremental_search_recommends_exactly_what_the_full_search_does() {
+        // A small deterministic generator (no dependency): xorshift64*.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut uniform = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let builtin = Demand::builtin();
+        let small = demand();
+        let mut tried = 0;
+        for case in 0..400 {
+            let d = if case % 4 == 0 { &small } else { &builtin };
+            let store = if uniform() < 0.9 && !d.stores.is_empty() {
+                d.stores[(uniform() * d.stores.len() as f64) as usize % d.stores.len()]
+            } else {
+                999_999
+            };
+            let items: Vec<Item> = (0..d.products)
+                .map(|b| {
+                    let (lo, hi) = (d.product_low[b], d.product_high[b]);
+                    let price = lo + (hi - lo) * uniform();
+                    Item {
+                        product: b,
+                        price,
+                        cost: price * (0.4 + 0.7 * uniform()),
+                        deal: f64::from(uniform() < 0.3),
+                        feature: if uniform() < 0.2 { uniform() } else { 0.0 },
+                        max_change: [0.0, 0.05, 0.2, 0.5][(uniform() * 4.0) as usize % 4],
+                        min_margin_pct: if uniform() < 0.3 {
+                            30.0 * uniform()
+                        } else {
+                            0.0
+                        },
+                    }
+                })
+                .collect();
+            let weight = [0.0, 0.0, 0.3, 1.0][(uniform() * 4.0) as usize % 4];
+            let search = Search {
+                grid: [1, 2, 7, GRID][(uniform() * 4.0) as usize % 4],
+                sweeps: [1, SWEEPS, 10][(uniform() * 3.0) as usize % 3],
+                joint: uniform() < 0.8,
+                observed_range: uniform() < 0.7,
+            };
+            let got = d.optimise(store, &items, weight, &search);
+            let want = reference(d, store, &items, weight, &search);
+            assert_eq!(got, want, "case {case}: {search:?}, weight {weight}");
+            tried += 1;
+        }
+        assert_eq!(tried, 400);
     }
 
     fn columns(v: &[Vec<f64>; 10]) -> Columns<'_> {
