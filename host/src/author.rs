@@ -294,11 +294,15 @@ fn read_metadata(
     component: &[u8],
     memory_limit_mib: u32,
 ) -> Result<crate::bindings::ModelMetadata> {
-    let compiled = sandbox.compile(component)?;
+    let compiled = crate::sandbox::Compiled {
+        component: sandbox.compile(component)?,
+        tier: crate::sandbox::Tier::Cranelift,
+        from_cache: false,
+    };
     crate::model::check_exports(sandbox, &compiled).map_err(|e| anyhow!("{e}"))?;
     let pre = sandbox
         .linker()
-        .instantiate_pre(&compiled)
+        .instantiate_pre(&compiled.component)
         .map_err(|e| anyhow!("{e:#}"))?;
     let pre = ModelPre::new(pre).map_err(|e| anyhow!("{e:#}"))?;
     let mut call = sandbox.store(CallLimits {

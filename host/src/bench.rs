@@ -25,7 +25,7 @@ use trademl_sdk::signing::{self, TrustStore};
 
 use crate::model::LoadedVersion;
 use crate::repository::Repository;
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{Compiler, Sandbox, SandboxConfig, TIERED_ABOVE, Tier, Tiering};
 
 /// A model's own `predict` compiled natively: the function the component
 /// exports, called with the same tensors, without the sandbox.
@@ -62,6 +62,11 @@ pub struct SeriesArgs {
     /// Rows of the batch predicted in process.
     #[arg(long, default_value_t = 100)]
     pub rows: usize,
+    /// Instead of the usual figures: each model compiled by each compiler
+    /// setting (Cranelift, on all cores and on one; Cranelift without
+    /// optimisation; Winch), with its compile time and one-row latency.
+    #[arg(long)]
+    pub compilers: bool,
 }
 
 impl SeriesArgs {
@@ -76,6 +81,7 @@ impl SeriesArgs {
             rows: self.rows,
             native,
             json_out,
+            compilers: self.compilers,
         }
     }
 }
@@ -99,6 +105,8 @@ pub struct BenchOptions {
     pub native: Vec<NativeModel>,
     /// Where to write the JSON figures.
     pub json_out: Option<PathBuf>,
+    /// Compare the compilers instead (see [`SeriesArgs::compilers`]).
+    pub compilers: bool,
 }
 
 /// The distribution of a series of durations, in milliseconds.
@@ -143,10 +151,21 @@ pub struct ModelFigures {
     pub size_bytes: usize,
     /// Signature verification.
     pub verify: Summary,
-    /// Compilation with a fresh engine (no cache).
+    /// The compiler of a cold load: Cranelift, or Winch for a component
+    /// with more code than the tiering threshold.
+    pub cold_load_compiler: Tier,
+    /// Compilation with a fresh engine (no cache), by that compiler.
     pub compile: Summary,
-    /// Verify, compile and check (metadata and examples): a whole cold load.
+    /// Verify, compile and check (metadata and examples): a whole cold load,
+    /// after which the version serves.
     pub cold_load: Summary,
+    /// For a version that loads with Winch's code: the server's background
+    /// compile with Cranelift, and the checks of its code, in ms (one
+    /// sample: the server's own load of the version).
+    pub cranelift_in_background_ms: Option<f64>,
+    /// For a version that loads with Winch's code: one prediction of one
+    /// row in process with that code, before Cranelift's replaces it.
+    pub predict_1_row_winch: Option<Summary>,
     /// A whole load with the compiled code from the cache (a restart).
     pub cached_load: Summary,
     /// A fresh store and instance, as each request gets.
@@ -186,16 +205,47 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
     if files.is_empty() {
         bail!("no model files to measure in {}", options.models.display());
     }
+    if options.compilers {
+        compilers(options, &trust, &files)?;
+        return Ok(Vec::new());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let sandbox = Sandbox::new(SandboxConfig::default())?;
+    // The server's sandbox, with a compiled cache that the restarts below
+    // load from.
+    let cache_dir = tempfile::tempdir()?;
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: Some(cache_dir.path().to_path_buf()),
+        ..SandboxConfig::default()
+    })?;
     let deadline = Duration::from_secs(10);
     let repo = Arc::new(Repository::open(
         &options.models,
         sandbox.clone(),
         deadline,
     )?);
+    // Versions loaded with Winch's code are compiled by Cranelift in the
+    // background, one after another: wait for all of them, so that no
+    // compile runs while anything is measured.
+    let mut in_background = std::collections::BTreeMap::new();
+    for model in repo.models() {
+        for version in model.versions() {
+            if let Some(took) = version.wait_optimised() {
+                let took = took.map_err(|e| {
+                    anyhow::anyhow!(
+                        "{} {}: the Cranelift compile failed: {e}",
+                        version.name(),
+                        version.version()
+                    )
+                })?;
+                in_background.insert(
+                    (version.name().to_string(), version.version().to_string()),
+                    took.as_secs_f64() * 1e3,
+                );
+            }
+        }
+    }
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let app = crate::server::app(repo.clone(), 64);
@@ -208,31 +258,59 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         let mut verify = Vec::new();
         let mut compile = Vec::new();
         let mut cold = Vec::new();
-        let mut loaded = None;
+        let mut cold_loaded = None;
         for _ in 0..options.loads.max(1) {
-            // A fresh engine each time: nothing cached between loads.
-            let fresh = Sandbox::new(SandboxConfig::default())?;
+            // A fresh engine each time: nothing cached between loads. What
+            // serves after the load (Winch's code for a large component);
+            // the background Cranelift compile is measured on the server's
+            // load above, not run again here.
+            let fresh = Sandbox::new(SandboxConfig {
+                tiering: Tiering::BaselineOnly {
+                    above: TIERED_ABOVE,
+                },
+                ..SandboxConfig::default()
+            })?;
             let started = Instant::now();
             signing::verify(&bytes, &trust)?;
             verify.push(started.elapsed());
             let started = Instant::now();
-            fresh.compile(&bytes)?;
-            compile.push(started.elapsed());
-            let started = Instant::now();
             let l = LoadedVersion::load(&fresh, &bytes, &trust, deadline)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             cold.push(started.elapsed());
-            loaded = Some(l);
+            compile.push(l.timings.compile);
+            cold_loaded = Some(l);
         }
-        let loaded = loaded.expect("at least one load");
-        // A restart: a new engine, the compiled code from an authenticated cache.
-        let cache_dir = tempfile::tempdir()?;
+        let cold_loaded = cold_loaded.expect("at least one load");
+        let cold_load_compiler = cold_loaded.tier();
+        // What serves from now on: the server's version, with Cranelift's code.
+        let loaded = repo
+            .model(cold_loaded.name())
+            .ok()
+            .and_then(|m| m.version(cold_loaded.version()))
+            .with_context(|| {
+                format!(
+                    "{}: {} {} is not in the server's repository",
+                    file.display(),
+                    cold_loaded.name(),
+                    cold_loaded.version()
+                )
+            })?;
+        if loaded.tier() != Tier::Cranelift {
+            bail!(
+                "{}: the server serves it with {:?}'s code",
+                file.display(),
+                loaded.tier()
+            );
+        }
+        let cranelift_in_background_ms = in_background
+            .get(&(loaded.name().to_string(), loaded.version().to_string()))
+            .copied();
+        // A restart: a new engine, the compiled code from the authenticated
+        // cache the server's sandbox wrote.
         let cached = Sandbox::new(SandboxConfig {
             cache_dir: Some(cache_dir.path().to_path_buf()),
             ..SandboxConfig::default()
         })?;
-        LoadedVersion::load(&cached, &bytes, &trust, deadline)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         let mut cached_load = Vec::new();
         for _ in 0..options.loads.max(1) {
             let started = Instant::now();
@@ -289,6 +367,11 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             eprintln!("{name} {version}: native comparison skipped: {why}");
         }
         let (in_process, native_one) = series(&loaded, native, &one, options.requests)?;
+        let predict_1_row_winch = match cold_load_compiler {
+            Tier::Winch => Some(series(&cold_loaded, None, &one, options.requests)?.0),
+            Tier::Cranelift => None,
+        };
+        drop(cold_loaded);
         let rows_series = match &batch {
             Some(_) => {
                 let rows = tile(&one, options.rows)?;
@@ -351,8 +434,11 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             version,
             size_bytes: bytes.len(),
             verify: Summary::of(&mut verify),
+            cold_load_compiler,
             compile: Summary::of(&mut compile),
             cold_load: Summary::of(&mut cold),
+            cranelift_in_background_ms,
+            predict_1_row_winch,
             cached_load: Summary::of(&mut cached_load),
             instantiate: Summary::of(&mut instantiate),
             predict_1_row_in_process: in_process,
@@ -391,6 +477,93 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
     Ok(all)
 }
 
+/// One model compiled by one compiler setting.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompilerFigures {
+    /// The model.
+    pub name: String,
+    /// The compiler.
+    pub compiler: Compiler,
+    /// Whether functions were compiled on every core.
+    pub parallel: bool,
+    /// Bytes of code in the component.
+    pub code_bytes: usize,
+    /// Compile time, ms (fresh engine, no cache).
+    pub compile_ms: f64,
+    /// One prediction of one row in process with that code.
+    pub predict_1_row_in_process: Summary,
+}
+
+/// `trademl bench --compilers`: each model compiled with each setting, in
+/// turn, in a fresh engine, then its one-row latency.
+fn compilers(options: &BenchOptions, trust: &TrustStore, files: &[PathBuf]) -> Result<()> {
+    let settings = [
+        (Compiler::Cranelift, true),
+        (Compiler::Cranelift, false),
+        (Compiler::CraneliftNoOpt, true),
+        (Compiler::Winch, true),
+    ];
+    let deadline = Duration::from_secs(10);
+    let mut all = Vec::new();
+    println!(
+        "{:<32} {:<16} {:>8} {:>10} {:>12} {:>14}",
+        "model", "compiler", "threads", "code MiB", "compile ms", "1 row p50 ms"
+    );
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        for (compiler, parallel) in settings {
+            let sandbox = Sandbox::new(SandboxConfig {
+                tiering: Tiering::Off,
+                compiler,
+                parallel_compilation: parallel,
+                ..SandboxConfig::default()
+            })?;
+            let loaded = LoadedVersion::load(&sandbox, &bytes, trust, deadline)
+                .map_err(|e| anyhow::anyhow!("{} ({compiler:?}): {e}", file.display()))?;
+            let Some(example) = loaded.manifest.examples.first() else {
+                eprintln!(
+                    "{}: no example inputs in its manifest; skipped",
+                    file.display()
+                );
+                break;
+            };
+            let one = tile(&example.inputs, 1).unwrap_or_else(|_| example.inputs.clone());
+            let (p, _) = series(&loaded, None, &one, options.requests)?;
+            let figures = CompilerFigures {
+                name: loaded.name().to_string(),
+                compiler,
+                parallel,
+                code_bytes: crate::sandbox::code_size(&bytes),
+                compile_ms: loaded.timings.compile.as_secs_f64() * 1e3,
+                predict_1_row_in_process: p,
+            };
+            println!(
+                "{:<32} {:<16} {:>8} {:>10.1} {:>12.0} {:>14.4}",
+                figures.name,
+                format!("{compiler:?}"),
+                if parallel { "all" } else { "1" },
+                figures.code_bytes as f64 / (1 << 20) as f64,
+                figures.compile_ms,
+                figures.predict_1_row_in_process.p50_ms
+            );
+            all.push(figures);
+        }
+    }
+    if let Some(path) = &options.json_out {
+        let doc = json!({
+            "tool": "trademl bench --compilers",
+            "trademl_version": env!("CARGO_PKG_VERSION"),
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "requests_per_series": options.requests,
+            "models": all,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("figures written to {}", path.display());
+    }
+    Ok(())
+}
+
 fn print_figures(f: &ModelFigures) {
     println!("\n{} {} ({} bytes)", f.name, f.version, f.size_bytes);
     println!(
@@ -404,14 +577,26 @@ fn print_figures(f: &ModelFigures) {
         );
     };
     row("verify signature", &f.verify);
-    row("compile (fresh engine)", &f.compile);
+    row(
+        &format!("compile (fresh engine, {:?})", f.cold_load_compiler),
+        &f.compile,
+    );
     row("cold load (verify+compile+check)", &f.cold_load);
+    if let Some(ms) = f.cranelift_in_background_ms {
+        println!(
+            "  {:<34} {:>19.3}   (n=1)",
+            "Cranelift compile in background", ms
+        );
+    }
     row("load from the compiled cache", &f.cached_load);
     row("instantiate (store + instance)", &f.instantiate);
     row(
         "predict 1 row/case, in process",
         &f.predict_1_row_in_process,
     );
+    if let Some(winch) = &f.predict_1_row_winch {
+        row("predict 1 row/case, Winch's code", winch);
+    }
     if let Some(native) = &f.predict_1_row_native {
         row("predict 1 row/case, native", native);
     }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::sandbox::SandboxConfig;
+use crate::sandbox::{SandboxConfig, TIERED_ABOVE, Tiering};
 
 /// The configuration file's keys; every one optional.
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +40,14 @@ pub struct FileConfig {
     pub max_instances: Option<u32>,
     /// Where compiled components are cached.
     pub compiled_cache: Option<PathBuf>,
+    /// A component with more code than this many KiB, not in the compiled
+    /// cache, loads with Winch's code (in seconds) and is compiled by
+    /// Cranelift in the background [default: 4096].
+    pub winch_above_kib: Option<u64>,
+    /// Whether Winch's code is replaced by Cranelift's compiled in the
+    /// background [default: true]; false keeps Winch's code (a quick start,
+    /// slower predictions).
+    pub tier_up: Option<bool>,
 }
 
 impl FileConfig {
@@ -146,6 +154,14 @@ impl ServeConfig {
                     .unwrap_or_else(|| models.join(".cache")),
             )
         };
+        let above = file
+            .winch_above_kib
+            .map_or(TIERED_ABOVE, |kib| (kib as usize).saturating_mul(1024));
+        let tiering = if file.tier_up.unwrap_or(true) {
+            Tiering::Background { above }
+        } else {
+            Tiering::BaselineOnly { above }
+        };
         Ok(ServeConfig {
             models,
             listen: cli
@@ -158,6 +174,8 @@ impl ServeConfig {
                 max_instances,
                 pooling: true,
                 cache_dir,
+                tiering,
+                ..SandboxConfig::default()
             },
         })
     }
@@ -240,6 +258,25 @@ mod tests {
         let c = ServeConfig::resolve(cli, &MapEnv(HashMap::new())).unwrap();
         assert_eq!(c.models, PathBuf::from("m"));
         assert_eq!(c.deadline, Duration::from_millis(50));
+        assert_eq!(
+            c.sandbox.tiering,
+            Tiering::Background {
+                above: TIERED_ABOVE
+            }
+        );
+        std::fs::write(
+            &path,
+            "winch_above_kib = 0
+tier_up = false
+",
+        )
+        .unwrap();
+        let cli = Overrides {
+            config: Some(path.clone()),
+            ..Overrides::default()
+        };
+        let c = ServeConfig::resolve(cli, &MapEnv(HashMap::new())).unwrap();
+        assert_eq!(c.sandbox.tiering, Tiering::BaselineOnly { above: 0 });
         std::fs::write(&path, "modles = \"m\"\n").unwrap();
         let cli = Overrides {
             config: Some(path),

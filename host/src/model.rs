@@ -7,9 +7,18 @@
 //! host speaks; its `metadata()` must equal the signed manifest; and the
 //! manifest's examples must reproduce in the sandbox. Only then is the
 //! version routable.
+//!
+//! A large component that is not in the compiled cache loads with Winch's
+//! code (see `sandbox.rs`), and a background thread compiles it with
+//! Cranelift, checks the metadata and examples again with that code, and
+//! swaps it in: a request takes the code current when it starts, so calls
+//! in flight finish on Winch's code and none fails.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
 
 use trademl_sdk::manifest::{self, Manifest};
 use trademl_sdk::protocol::{self, TensorSpec};
@@ -17,7 +26,7 @@ use trademl_sdk::signing::{self, TrustStore, VerifyError};
 use wasmtime::component::types::ComponentItem;
 
 use crate::bindings::{self, ModelError, ModelPre};
-use crate::sandbox::{CallError, CallLimits, CallState, PREDICT_EXPORT, Sandbox};
+use crate::sandbox::{CallError, CallLimits, CallState, Compiled, PREDICT_EXPORT, Sandbox, Tier};
 
 /// Why a model file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +93,8 @@ pub struct LoadTimings {
     pub compile: Duration,
     /// Whether the compiled code came from the cache.
     pub from_cache: bool,
+    /// Which compiler made the code the version was loaded with.
+    pub tier: Option<Tier>,
     /// Instantiation, metadata and example checks.
     pub check: Duration,
 }
@@ -98,9 +109,34 @@ pub struct LoadedVersion {
     pub signer: String,
     /// Where the time of the load went.
     pub timings: LoadTimings,
-    pre: ModelPre<CallState>,
+    code: Arc<ArcSwap<Code>>,
+    /// The background compile with Cranelift, when the version loaded with
+    /// Winch's code: how long it took, or why it failed.
+    optimising: Mutex<Option<JoinHandle<Result<Duration, String>>>>,
     sandbox: Arc<Sandbox>,
     limits: CallLimits,
+}
+
+/// Code ready to instantiate, and the compiler that made it.
+struct Code {
+    pre: ModelPre<CallState>,
+    tier: Tier,
+}
+
+impl Code {
+    fn new(sandbox: &Sandbox, compiled: &Compiled) -> Result<Code, LoadError> {
+        check_exports(sandbox, compiled)?;
+        let instance_pre = sandbox
+            .linker_of(compiled.tier)
+            .instantiate_pre(&compiled.component)
+            .map_err(|e| LoadError::Interface(format!("{e:#}")))?;
+        let pre =
+            ModelPre::new(instance_pre).map_err(|e| LoadError::Interface(format!("{e:#}")))?;
+        Ok(Code {
+            pre,
+            tier: compiled.tier,
+        })
+    }
 }
 
 impl std::fmt::Debug for LoadedVersion {
@@ -161,38 +197,88 @@ impl LoadedVersion {
             .map_err(|e| LoadError::Manifest(e.to_string()))?;
 
         let started = Instant::now();
-        let (component, from_cache) = sandbox
-            .compile_cached(bytes, &digest)
+        let compiled = sandbox
+            .compile_for_load(bytes, &digest)
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let compile = started.elapsed();
 
         let started = Instant::now();
-        check_exports(sandbox, &component)?;
-        let instance_pre = sandbox
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Interface(format!("{e:#}")))?;
-        let pre =
-            ModelPre::new(instance_pre).map_err(|e| LoadError::Interface(format!("{e:#}")))?;
         let limits = CallLimits {
             max_memory_bytes: (manifest.memory_limit_mib as usize) << 20,
             deadline,
         };
-        let mut loaded = LoadedVersion {
+        let mut loaded = LoadedVersion::checked(
+            sandbox,
+            manifest,
+            digest,
+            limits,
+            Code::new(sandbox, &compiled)?,
+        )?;
+        loaded.timings.compile = compile;
+        loaded.timings.from_cache = compiled.from_cache;
+        loaded.timings.tier = Some(compiled.tier);
+        loaded.timings.check = started.elapsed();
+        if compiled.tier == Tier::Winch && sandbox.tiers_up() {
+            let bytes = bytes.to_vec();
+            let manifest = loaded.manifest.clone();
+            let digest = loaded.digest.clone();
+            let slot = Arc::downgrade(&loaded.code);
+            let sandbox = sandbox.clone();
+            let thread = std::thread::Builder::new()
+                .name("trademl-optimise".into())
+                .spawn(move || optimise(&sandbox, &bytes, manifest, digest, limits, slot))
+                .map_err(|e| LoadError::Compile(format!("starting the Cranelift compile: {e}")))?;
+            *loaded
+                .optimising
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        }
+        Ok(loaded)
+    }
+
+    /// A version with this code, whose metadata and examples are checked.
+    fn checked(
+        sandbox: &Arc<Sandbox>,
+        manifest: Manifest,
+        digest: String,
+        limits: CallLimits,
+        code: Code,
+    ) -> Result<LoadedVersion, LoadError> {
+        let loaded = LoadedVersion {
             manifest,
             digest,
             signer: String::new(),
             timings: LoadTimings::default(),
-            pre,
+            code: Arc::new(ArcSwap::from_pointee(code)),
+            optimising: Mutex::new(None),
             sandbox: sandbox.clone(),
             limits,
         };
         loaded.check_metadata()?;
         loaded.check_examples()?;
-        loaded.timings.compile = compile;
-        loaded.timings.from_cache = from_cache;
-        loaded.timings.check = started.elapsed();
         Ok(loaded)
+    }
+
+    /// Which compiler made the code that serves now.
+    pub fn tier(&self) -> Tier {
+        self.code.load().tier
+    }
+
+    /// Wait for the background compile with Cranelift, if the version loaded
+    /// with Winch's code: how long it took, or why it failed (the version
+    /// then goes on serving Winch's code). None when there was none, or it
+    /// was already waited for.
+    pub fn wait_optimised(&self) -> Option<Result<Duration, String>> {
+        let thread = self
+            .optimising
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        Some(
+            thread
+                .join()
+                .unwrap_or_else(|_| Err("the Cranelift compile panicked".into())),
+        )
     }
 
     /// The model's name.
@@ -265,8 +351,9 @@ impl LoadedVersion {
         &self,
         inputs: &[bindings::Tensor],
     ) -> Result<Vec<bindings::Tensor>, PredictError> {
-        let mut call = self.sandbox.store(self.limits);
-        let model = match self.pre.instantiate(&mut call.store) {
+        let code = self.code.load_full();
+        let mut call = self.sandbox.store_of(code.tier, self.limits);
+        let model = match code.pre.instantiate(&mut call.store) {
             Ok(model) => model,
             Err(err) => {
                 return Err(match call.classify(err) {
@@ -294,8 +381,9 @@ impl LoadedVersion {
     /// how long that took. For benchmarks.
     pub fn time_instantiation(&self) -> Result<Duration, PredictError> {
         let started = Instant::now();
-        let mut call = self.sandbox.store(self.limits);
-        self.pre
+        let code = self.code.load_full();
+        let mut call = self.sandbox.store_of(code.tier, self.limits);
+        code.pre
             .instantiate(&mut call.store)
             .map_err(|e| PredictError::Instantiate(call.classify(e).to_string()))?;
         Ok(started.elapsed())
@@ -319,8 +407,9 @@ impl LoadedVersion {
     }
 
     fn check_metadata(&self) -> Result<(), LoadError> {
-        let mut call = self.sandbox.store(self.limits);
-        let model = self
+        let code = self.code.load_full();
+        let mut call = self.sandbox.store_of(code.tier, self.limits);
+        let model = code
             .pre
             .instantiate(&mut call.store)
             .map_err(|e| LoadError::Metadata(format!("instantiating: {}", call.classify(e))))?;
@@ -378,15 +467,63 @@ impl LoadedVersion {
     }
 }
 
+/// The background half of a tiered load: compile with Cranelift (into the
+/// compiled cache), check the metadata and examples with that code, and swap
+/// it into the version, unless the version was dropped meanwhile. Returns
+/// how long that took (not counting the wait for its turn).
+fn optimise(
+    sandbox: &Arc<Sandbox>,
+    bytes: &[u8],
+    manifest: Manifest,
+    digest: String,
+    limits: CallLimits,
+    slot: Weak<ArcSwap<Code>>,
+) -> Result<Duration, String> {
+    let name = format!("{} {}", manifest.name, manifest.version);
+    let _turn = sandbox.background_turn();
+    if slot.strong_count() == 0 {
+        return Err("the version was dropped before its Cranelift compile".into());
+    }
+    let started = Instant::now();
+    let result = (|| {
+        let (component, from_cache) = sandbox
+            .compile_cached(bytes, &digest)
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let compiled = Compiled {
+            component,
+            tier: Tier::Cranelift,
+            from_cache,
+        };
+        let code = Code::new(sandbox, &compiled)?;
+        let checked = LoadedVersion::checked(sandbox, manifest, digest, limits, code)?;
+        Ok::<_, LoadError>(checked.code.load_full())
+    })();
+    match result {
+        Ok(code) => {
+            if let Some(slot) = slot.upgrade() {
+                slot.store(code);
+            }
+            let took = started.elapsed();
+            tracing::info!(
+                "{name}: now serving Cranelift's code (compiled in {:.1} s)",
+                took.as_secs_f64()
+            );
+            Ok(took)
+        }
+        Err(e) => {
+            tracing::warn!("{name}: the Cranelift compile failed, serving Winch's code: {e}");
+            Err(e.to_string())
+        }
+    }
+}
+
 /// Refuse, with a message naming both versions, a component that does not
 /// export the interface version this host speaks.
-pub(crate) fn check_exports(
-    sandbox: &Sandbox,
-    component: &wasmtime::component::Component,
-) -> Result<(), LoadError> {
-    let ty = component.component_type();
+pub(crate) fn check_exports(sandbox: &Sandbox, compiled: &Compiled) -> Result<(), LoadError> {
+    let engine = sandbox.engine_of(compiled.tier);
+    let ty = compiled.component.component_type();
     let instances: Vec<String> = ty
-        .exports(sandbox.engine())
+        .exports(engine)
         .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
         .map(|(name, _)| name.to_string())
         .collect();
@@ -394,7 +531,7 @@ pub(crate) fn check_exports(
         return Ok(());
     }
     let exports: Vec<String> = ty
-        .exports(sandbox.engine())
+        .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
     let other = exports

@@ -80,15 +80,16 @@ pub fn specialise(
         .map_err(|e| anyhow!("{e:#}"))
         .context("instrumenting the ONNX runner for pre-initialisation")?;
     // The same runner instruments to the same bytes for every graph: with a
-    // compiled cache, it is compiled once.
+    // compiled cache holding Cranelift's code of it, that is used; else
+    // (the sandbox of `trademl pack` tiers) Winch compiles it, in seconds.
     let key = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&instrumented));
-    let (component, _) = sandbox
-        .compile_cached(&instrumented, &key)
+    let compiled = sandbox
+        .compile_for_load(&instrumented, &key)
         .context("compiling the ONNX runner")?;
-    let mut call = sandbox.store(limits);
+    let mut call = sandbox.store_of(compiled.tier, limits);
     let instance = sandbox
-        .linker()
-        .instantiate(&mut call.store, &component)
+        .linker_of(compiled.tier)
+        .instantiate(&mut call.store, &compiled.component)
         .map_err(|e| anyhow!("instantiating the ONNX runner: {}", call.classify(e)))?;
     let bindings = runner::Runner::new(&mut call.store, &instance)
         .map_err(|e| anyhow!("{e:#}"))

@@ -17,7 +17,7 @@ use trademl_sdk::protocol::Tensor;
 
 use crate::model::LoadedVersion;
 use crate::onnx::{self, OnnxModel};
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{Sandbox, SandboxConfig, TIERED_ABOVE, Tier, Tiering};
 
 /// The memory cap an ONNX model gets unless its author says otherwise.
 pub const DEFAULT_ONNX_MEMORY_MIB: u32 = 256;
@@ -41,6 +41,8 @@ pub struct Packed {
     pub specialise: Option<Duration>,
     /// Compiling the packed component.
     pub compile: Duration,
+    /// The compiler that made the code the examples were checked with.
+    pub tier: Option<Tier>,
     /// All of it, reading to writing.
     pub total: Duration,
 }
@@ -57,7 +59,11 @@ impl std::fmt::Display for Packed {
         }
         write!(
             f,
-            "compiled in {:.0} ms; packed in {:.0} ms)",
+            "compiled{} in {:.0} ms; packed in {:.0} ms)",
+            match self.tier {
+                Some(Tier::Winch) => " by Winch",
+                _ => "",
+            },
             ms(self.compile),
             ms(self.total)
         )
@@ -71,12 +77,18 @@ fn ms(d: Duration) -> f64 {
 /// The sandbox `pack` checks components in: no pool, a few instances, and
 /// the compiled cache in `cache_dir` if given. Given the cache directory of
 /// the server that will load the file (`<models>/.cache` by default), the
-/// server finds the file already compiled.
+/// server finds the file already compiled — unless it is a large component
+/// (an ONNX model): pack checks those with Winch's code, in seconds rather
+/// than minutes, and leaves Cranelift's compile to the server, which serves
+/// with Winch's code meanwhile.
 pub fn pack_sandbox(cache_dir: Option<PathBuf>) -> Result<Arc<Sandbox>> {
     Sandbox::new(SandboxConfig {
         max_instances: 4,
         pooling: false,
         cache_dir,
+        tiering: Tiering::BaselineOnly {
+            above: TIERED_ABOVE,
+        },
         ..SandboxConfig::default()
     })
 }
@@ -105,6 +117,7 @@ pub fn pack_component(
         examples: loaded.manifest.examples.len(),
         specialise: None,
         compile: loaded.timings.compile,
+        tier: loaded.timings.tier,
         total: started.elapsed(),
     })
 }

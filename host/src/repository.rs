@@ -27,7 +27,7 @@ use trademl_sdk::signing::TrustStore;
 
 use crate::model::{LoadError, LoadedVersion};
 use crate::routing::{Routing, Weighted, write_atomically};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, Tier};
 
 /// Why a repository operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +139,9 @@ pub struct VersionInfo {
     pub signer: String,
     /// `serving` when it gets traffic, `ready` otherwise.
     pub state: &'static str,
+    /// The compiler of the code that serves it: `cranelift`, or `winch`
+    /// while a large component's Cranelift compile runs in the background.
+    pub compiler: Tier,
 }
 
 /// What `GET /v2/repository/models/{name}/versions` returns.
@@ -234,6 +237,7 @@ impl Repository {
                             verify_ms = loaded.timings.verify.as_secs_f64() * 1e3,
                             compile_ms = loaded.timings.compile.as_secs_f64() * 1e3,
                             cached = loaded.timings.from_cache,
+                            compiler = ?loaded.tier(),
                             check_ms = loaded.timings.check.as_secs_f64() * 1e3,
                             "loaded {}",
                             file.display()
@@ -384,6 +388,7 @@ impl Repository {
                 } else {
                     "ready"
                 },
+                compiler: l.tier(),
             })
             .collect();
         Ok(ModelVersions {

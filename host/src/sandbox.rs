@@ -14,6 +14,18 @@
 //! - an epoch deadline: a background thread ticks the engine's epoch every
 //!   [`TICK`], and a call that runs past its deadline traps.
 //!
+//! Compilation is tiered for large components. Cranelift, the optimising
+//! compiler, takes minutes over a component with megabytes of code (the ONNX
+//! runner: tract with every operator); Winch, wasmtime's baseline compiler,
+//! compiles it in a small fraction of that, into slower code. A component
+//! with more than [`Tiering::Background`]'s threshold of code that is not in
+//! the compiled cache is compiled with Winch, in a second engine, so that it
+//! serves at once; Cranelift then compiles it in the background (one
+//! component at a time), the result goes into the compiled cache, and the
+//! model version swaps to it (see `model.rs`). The compiled cache only ever
+//! holds Cranelift's code, and a component under the threshold (every
+//! first-party model) is compiled by Cranelift straight away.
+//!
 //! A finished store is handed to [`Sandbox::retire`] and dropped on a
 //! background thread, in batches of [`RETIRE_BATCH`] (one wake-up per
 //! batch, not per call; the epoch ticker drops what is left of a batch at its
@@ -68,6 +80,56 @@ impl Retired {
     }
 }
 
+/// Code size above which a component not in the compiled cache is compiled
+/// first with Winch, then with Cranelift in the background: 4 MiB. The
+/// first-party models have at most a few hundred KiB of code (Cranelift
+/// compiles them in 100 to 300 ms); the ONNX runner has about 15 MiB.
+pub const TIERED_ABOVE: usize = 4 << 20;
+
+/// When to compile with Winch first (see the module's documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tiering {
+    /// Always Cranelift.
+    Off,
+    /// Components with more than this many bytes of code, not in the cache:
+    /// Winch now, Cranelift in the background, then a swap.
+    Background {
+        /// The code size threshold in bytes.
+        above: usize,
+    },
+    /// Components with more than this many bytes of code: Winch only, no
+    /// Cranelift and no cache entry. For `trademl pack`, which only checks
+    /// the component it writes and never serves it.
+    BaselineOnly {
+        /// The code size threshold in bytes.
+        above: usize,
+    },
+}
+
+/// Which compiler made a component's code, and so which engine it runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Cranelift, optimising: the code a model serves with.
+    Cranelift,
+    /// Winch, baseline: fast to compile, slower to run; served until
+    /// Cranelift's code is ready.
+    Winch,
+}
+
+/// The compiler of the serving engine (Cranelift at its default optimisation
+/// level unless measuring the alternatives, as `trademl bench --compilers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compiler {
+    /// Cranelift, optimising for speed (the default).
+    Cranelift,
+    /// Cranelift without its optimisation passes.
+    CraneliftNoOpt,
+    /// Winch.
+    Winch,
+}
+
 /// The interface version this host speaks, as a component export name.
 pub const PREDICT_EXPORT: &str = "trademl:model/predict@0.1.0";
 
@@ -83,6 +145,12 @@ pub struct SandboxConfig {
     pub pooling: bool,
     /// Where to cache compiled components (none: compile at every load).
     pub cache_dir: Option<PathBuf>,
+    /// When to compile with Winch first.
+    pub tiering: Tiering,
+    /// The serving engine's compiler.
+    pub compiler: Compiler,
+    /// Whether to compile a component's functions on every core.
+    pub parallel_compilation: bool,
 }
 
 impl Default for SandboxConfig {
@@ -92,6 +160,11 @@ impl Default for SandboxConfig {
             max_instances: 64,
             pooling: true,
             cache_dir: None,
+            tiering: Tiering::Background {
+                above: TIERED_ABOVE,
+            },
+            compiler: Compiler::Cranelift,
+            parallel_compilation: true,
         }
     }
 }
@@ -204,14 +277,50 @@ pub enum CallError {
     Trap(String),
 }
 
-/// The engine and linker shared by every model.
-pub struct Sandbox {
+/// An engine and the linker every model is instantiated against in it.
+struct Backend {
     engine: Engine,
     linker: Linker<CallState>,
+}
+
+impl Backend {
+    fn new(engine: Engine) -> Result<Backend> {
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI into the sandbox")?;
+        // The types interface holds only types; it still has to be defined.
+        linker
+            .instance("trademl:model/types@0.1.0")
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
+            .context("defining trademl:model/types")?;
+        Ok(Backend { engine, linker })
+    }
+}
+
+/// A compiled component and the engine it belongs to.
+#[derive(Clone)]
+pub struct Compiled {
+    /// The component.
+    pub component: Component,
+    /// Which compiler made it.
+    pub tier: Tier,
+    /// Whether it came from the compiled cache.
+    pub from_cache: bool,
+}
+
+/// The engines and linkers shared by every model.
+pub struct Sandbox {
+    main: Backend,
+    /// Winch's engine, for tiered compilation (none when tiering is off).
+    baseline: Option<Backend>,
     config: SandboxConfig,
     pooling: bool,
     cache: Option<CompiledCache>,
     retired: Arc<Retired>,
+    /// Held by the background Cranelift compile in progress.
+    background: Mutex<()>,
 }
 
 impl Sandbox {
@@ -230,19 +339,26 @@ impl Sandbox {
         } else {
             (Engine::new(&engine_config(&config, false))?, false)
         };
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(anyhow::Error::from)
-            .context("linking WASI into the sandbox")?;
-        // The types interface holds only types; it still has to be defined.
-        linker
-            .instance("trademl:model/types@0.1.0")
-            .map(|_| ())
-            .map_err(anyhow::Error::from)
-            .context("defining trademl:model/types")?;
+        let main = Backend::new(engine)?;
+        let baseline = match config.tiering {
+            Tiering::Off => None,
+            Tiering::Background { .. } | Tiering::BaselineOnly { .. } => {
+                // On-demand allocation: Winch's code serves only until
+                // Cranelift's is ready, and a second pool would reserve as
+                // much address space again.
+                let mut c = engine_config(&config, false);
+                c.strategy(wasmtime::Strategy::Winch);
+                Some(Backend::new(
+                    Engine::new(&c)
+                        .map_err(anyhow::Error::from)
+                        .context("starting the Winch engine")?,
+                )?)
+            }
+        };
 
         let retired = Arc::new(Retired::default());
-        let ticker = engine.weak();
+        let ticker = main.engine.weak();
+        let baseline_ticker = baseline.as_ref().map(|b| b.engine.weak());
         let ticker_retired = Arc::downgrade(&retired);
         std::thread::Builder::new()
             .name("trademl-epoch".into())
@@ -250,6 +366,9 @@ impl Sandbox {
                 while let Some(engine) = ticker.upgrade() {
                     engine.increment_epoch();
                     drop(engine);
+                    if let Some(engine) = baseline_ticker.as_ref().and_then(|t| t.upgrade()) {
+                        engine.increment_epoch();
+                    }
                     if let Some(retired) = ticker_retired.upgrade() {
                         let batch = std::mem::take(&mut *retired.lock());
                         drop(batch);
@@ -269,23 +388,46 @@ impl Sandbox {
             None => None,
         };
         Ok(Arc::new(Sandbox {
-            engine,
-            linker,
+            main,
+            baseline,
             config,
             pooling,
             cache,
             retired,
+            background: Mutex::new(()),
         }))
     }
 
-    /// The engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    fn backend(&self, tier: Tier) -> &Backend {
+        match (tier, &self.baseline) {
+            (Tier::Winch, Some(baseline)) => baseline,
+            _ => &self.main,
+        }
     }
 
-    /// The linker every model is instantiated against.
+    /// The serving engine.
+    pub fn engine(&self) -> &Engine {
+        &self.main.engine
+    }
+
+    /// The engine that runs code of this tier.
+    pub fn engine_of(&self, tier: Tier) -> &Engine {
+        &self.backend(tier).engine
+    }
+
+    /// The linker every model is instantiated against in the serving engine.
     pub fn linker(&self) -> &Linker<CallState> {
-        &self.linker
+        &self.main.linker
+    }
+
+    /// The linker of the engine that runs code of this tier.
+    pub fn linker_of(&self, tier: Tier) -> &Linker<CallState> {
+        &self.backend(tier).linker
+    }
+
+    /// The sandbox's configuration.
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
     }
 
     /// The host-wide memory cap, in MiB.
@@ -298,11 +440,81 @@ impl Sandbox {
         self.pooling
     }
 
-    /// Compile a component (already verified by the caller).
+    /// Compile a component (already verified by the caller) for the
+    /// serving engine.
     pub fn compile(&self, bytes: &[u8]) -> Result<Component> {
-        Component::new(&self.engine, bytes)
+        Component::new(&self.main.engine, bytes)
             .map_err(anyhow::Error::from)
             .context("compiling the component")
+    }
+
+    /// Compile a component (already verified by the caller) with Winch, when
+    /// the sandbox tiers (else with the serving engine's compiler).
+    pub fn compile_baseline(&self, bytes: &[u8]) -> Result<Compiled> {
+        let tier = if self.baseline.is_some() {
+            Tier::Winch
+        } else {
+            Tier::Cranelift
+        };
+        let component = Component::new(self.engine_of(tier), bytes)
+            .map_err(anyhow::Error::from)
+            .context("compiling the component with Winch")?;
+        Ok(Compiled {
+            component,
+            tier,
+            from_cache: false,
+        })
+    }
+
+    /// The compiled component for a load of `bytes` (verified by the caller;
+    /// `digest` is that of its signed content): from the compiled cache when
+    /// it holds an authentic entry; else, when the component has more code
+    /// than the tiering threshold and Winch compiles it, Winch's code (the
+    /// caller then compiles it with Cranelift in the background, if
+    /// [`Sandbox::tiers_up`]); else Cranelift's, stored in the cache.
+    pub fn compile_for_load(&self, bytes: &[u8], digest: &str) -> Result<Compiled> {
+        if let Some(component) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(self.engine(), digest))
+        {
+            return Ok(Compiled {
+                component,
+                tier: Tier::Cranelift,
+                from_cache: true,
+            });
+        }
+        let above = match self.config.tiering {
+            Tiering::Off => None,
+            Tiering::Background { above } | Tiering::BaselineOnly { above } => Some(above),
+        };
+        if above.is_some_and(|above| code_size(bytes) > above) {
+            match self.compile_baseline(bytes) {
+                Ok(compiled) => return Ok(compiled),
+                // Winch lacks some proposals Cranelift has (tail calls, some
+                // SIMD): such a component loads the slow way.
+                Err(err) => tracing::warn!("{err:#}; compiling with Cranelift instead"),
+            }
+        }
+        let (component, from_cache) = self.compile_cached(bytes, digest)?;
+        Ok(Compiled {
+            component,
+            tier: Tier::Cranelift,
+            from_cache,
+        })
+    }
+
+    /// Whether Winch-compiled code is to be replaced by Cranelift's in the
+    /// background.
+    pub fn tiers_up(&self) -> bool {
+        matches!(self.config.tiering, Tiering::Background { .. })
+    }
+
+    /// The turn of a background Cranelift compile: one at a time, so that
+    /// loading many large components does not run as many compilations
+    /// (and hold their memory) at once. Hold it while compiling.
+    pub fn background_turn(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.background.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The compiled component for `bytes`, whose signed content has this
@@ -312,7 +524,7 @@ impl Sandbox {
         let Some(cache) = &self.cache else {
             return Ok((self.compile(bytes)?, false));
         };
-        if let Some(component) = cache.load(&self.engine, digest) {
+        if let Some(component) = cache.load(&self.main.engine, digest) {
             return Ok((component, true));
         }
         let component = self.compile(bytes)?;
@@ -322,14 +534,21 @@ impl Sandbox {
         Ok((component, false))
     }
 
-    /// A fresh store for one call, with no capabilities and the given limits.
+    /// A fresh store for one call in the serving engine, with no
+    /// capabilities and the given limits.
     pub fn store(&self, limits: CallLimits) -> CallStore {
+        self.store_of(Tier::Cranelift, limits)
+    }
+
+    /// A fresh store for one call in the engine of `tier`, with no
+    /// capabilities and the given limits.
+    pub fn store_of(&self, tier: Tier, limits: CallLimits) -> CallStore {
         let hit_memory_cap = Arc::new(AtomicBool::new(false));
         // No preopens, no env, no args, no network: `WasiCtx::builder()`
         // grants none of them unless asked. Output is discarded.
         let wasi = WasiCtx::builder().build();
         let mut store = Store::new(
-            &self.engine,
+            self.engine_of(tier),
             CallState {
                 wasi,
                 table: ResourceTable::new(),
@@ -386,12 +605,37 @@ fn drop_retired(retired: std::sync::Weak<Retired>) {
     }
 }
 
+/// How many bytes of code (function bodies) a component's core modules hold;
+/// 0 for bytes that do not parse (the compiler then says what is wrong).
+pub fn code_size(bytes: &[u8]) -> usize {
+    let mut size = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::CodeSectionStart { size: s, .. }) => size += s as usize,
+            Ok(_) => (),
+            Err(_) => return 0,
+        }
+    }
+    size
+}
+
 fn engine_config(config: &SandboxConfig, pooling: bool) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
     c.epoch_interruption(true);
     c.memory_init_cow(true);
-    c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    c.parallel_compilation(config.parallel_compilation);
+    match config.compiler {
+        Compiler::Cranelift => {
+            c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        }
+        Compiler::CraneliftNoOpt => {
+            c.cranelift_opt_level(wasmtime::OptLevel::None);
+        }
+        Compiler::Winch => {
+            c.strategy(wasmtime::Strategy::Winch);
+        }
+    }
     // For profiling only: `TRADEML_PROFILER=perfmap` writes /tmp/perf-<pid>.map
     // so that `perf report` names the models' compiled functions.
     if std::env::var("TRADEML_PROFILER").is_ok_and(|p| p == "perfmap") {

@@ -104,6 +104,38 @@ fn a_memory_bomb_hits_the_memory_cap() {
     assert!(s.is_running());
 }
 
+/// The same limits hold for Winch's code, which a large component serves
+/// with until Cranelift's is ready: here every component keeps it.
+#[test]
+fn winch_code_hits_the_deadline_and_the_memory_cap_too() {
+    let repo = repo_with_hostiles();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("winch.toml");
+    std::fs::write(&config, "winch_above_kib = 0\ntier_up = false\n").unwrap();
+    let mut s = Server::start_with(
+        repo.path(),
+        ServeOptions {
+            deadline_ms: Some(250),
+            config: Some(config),
+            ..ServeOptions::default()
+        },
+    );
+    for name in ["spin", "memory-bomb", "scale", "trap"] {
+        let v = s
+            .get(&format!("/v2/repository/models/{name}/versions"))
+            .expect(200)
+            .json();
+        assert_eq!(v["versions"][0]["compiler"], "winch", "{name}: {v}");
+    }
+    let reply = s.infer("spin", &x_request()).expect(500);
+    assert!(mentions_deadline(&reply.error()), "{}", reply.body);
+    s.infer("memory-bomb", &x_request())
+        .expect_error(500, &["memory"]);
+    s.infer("trap", &trap_request(1)).expect(500);
+    still_serving(&s);
+    assert!(s.is_running());
+}
+
 #[test]
 fn traps_fail_one_request_each() {
     let repo = repo_with_hostiles();

@@ -21,9 +21,8 @@ pub const FIXTURES: &[&str] = &[
     "sklearn-scaler-logistic",
     "sklearn-linear",
     "sklearn-random-forest",
-    // Not yet: "sklearn-gradient-boosting". Its binary export carries one
-    // base value for two classes, which the runner's TreeEnsembleClassifier
-    // refuses at pack time ("base_values: expected one value per class").
+    // A binary export whose one base value scores the positive class.
+    "sklearn-gradient-boosting",
     "sklearn-random-forest-regressor",
     "sklearn-kmeans",
     "sklearn-mlp-classifier",
@@ -46,8 +45,9 @@ pub fn reference(name: &str) -> Value {
 }
 
 /// `trademl pack --onnx ONNX --name .. --version .. --description .. --out OUT [EXTRA..]`,
-/// with the compiled cache of the shared repository: the runner is compiled
-/// once for all the packs, and the server finds every packed file compiled.
+/// with the compiled cache of the shared repository, as a publisher on the
+/// server's machine would (pack checks the runner with Winch's code, which
+/// it does not cache; the server compiles it with Cranelift).
 fn pack_onnx(
     onnx: &Path,
     [name, version, description]: [&str; 3],
@@ -71,8 +71,8 @@ fn pack_onnx(
         cache.as_os_str(),
     ];
     args.extend_from_slice(extra);
-    // The runner is a large component (tract): compiling it takes a while
-    // on a loaded machine.
+    // The runner is a large component (tract): even Winch takes a while to
+    // compile it on a loaded machine.
     trademl_within(args, Duration::from_secs(900))
 }
 
@@ -90,7 +90,7 @@ fn pack_fixture(name: &str, out: &Path) -> CliRun {
     )
 }
 
-/// The repository the ONNX tests share: its compiled cache serves every pack.
+/// The repository the ONNX tests share.
 fn shared_repo() -> &'static Repo {
     static REPO: OnceLock<Repo> = OnceLock::new();
     REPO.get_or_init(Repo::new)
@@ -165,12 +165,14 @@ fn assert_matches(model: &str, expected: &Value, actual: &Value) {
     }
 }
 
-/// One server for the checks below: loading eleven models compiles eleven
-/// copies of the runner, which is worth doing once.
+/// One server for the checks below: it loads eleven copies of the runner,
+/// which is worth doing once.
 #[test]
 fn packed_fixtures_serve_over_http() {
-    // The packs compiled every file into the repository's cache; a slow
-    // machine still needs time to read eleven large compiled components.
+    // Packing checks the runner with Winch's code and leaves Cranelift's
+    // compile to the server: the server loads every file with Winch's code
+    // (seconds each on a loaded machine), then compiles them with Cranelift
+    // in the background, one after another.
     let server = Server::start_with(
         repo().path(),
         ServeOptions {
@@ -181,6 +183,46 @@ fn packed_fixtures_serve_over_http() {
     every_fixture_matches_onnxruntime(&server);
     the_schema_comes_from_the_graph(&server);
     requests_of_the_wrong_shape_or_type_are_400_and_say_what_is_wrong(&server);
+    a_version_moves_from_winch_to_cranelift_and_still_matches(&server);
+}
+
+fn compiler_of(server: &Server, name: &str) -> String {
+    let v = server
+        .get(&format!("/v2/repository/models/{name}/versions"))
+        .expect(200)
+        .json();
+    v["versions"][0]["compiler"].as_str().unwrap().to_string()
+}
+
+/// The first model the server loaded is the first compiled by Cranelift in
+/// the background; once it is, it serves the same outputs.
+fn a_version_moves_from_winch_to_cranelift_and_still_matches(server: &Server) {
+    let name = FIXTURES.iter().min().unwrap();
+    let first = compiler_of(server, name);
+    assert!(
+        first == "winch" || first == "cranelift",
+        "{name}: compiler {first}"
+    );
+    let line = server.wait_for_log_line(Duration::from_secs(900), |l| {
+        l.contains(&format!("{name} 1.0.0: now serving Cranelift's code"))
+            || l.contains("the Cranelift compile failed")
+    });
+    assert!(line.contains("now serving Cranelift's code"), "{line}");
+    assert_eq!(compiler_of(server, name), "cranelift");
+    let r = reference(name);
+    let reply = server
+        .infer(name, &json!({"inputs": r["inputs"]}))
+        .expect(200)
+        .json();
+    for expected in r["outputs"].as_array().unwrap() {
+        let actual = reply["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == expected["name"])
+            .unwrap();
+        assert_matches(name, expected, actual);
+    }
 }
 
 fn every_fixture_matches_onnxruntime(server: &Server) {

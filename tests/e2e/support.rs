@@ -659,6 +659,8 @@ pub struct ServeOptions {
     pub env: Vec<(String, String)>,
     /// How long the server may take to listen [default: START_TIMEOUT].
     pub start_timeout: Option<Duration>,
+    /// A TOML configuration file (`--config`).
+    pub config: Option<PathBuf>,
 }
 
 /// A running `trademl serve`, killed when dropped.
@@ -760,6 +762,9 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"]);
         if let Some(ms) = options.deadline_ms {
             cmd.args(["--deadline-ms", &ms.to_string()]);
+        }
+        if let Some(config) = &options.config {
+            cmd.arg("--config").arg(config);
         }
         cmd.current_dir(options.cwd.as_deref().unwrap_or(logs.path()))
             .env("NO_COLOR", "1");

@@ -300,13 +300,24 @@ fn tree_classifier(
         );
     };
     let ensemble = parse_ensemble(node, "class", class_labels.len())?;
-    let base_values = node.get_attr_opt_vec::<f32>("base_values")?;
-    if let Some(b) = &base_values {
-        node.expect_attr(
-            "base_values",
-            b.len() == class_labels.len(),
-            "one value per class",
-        )?;
+    let class_ids = node.get_attr_slice::<i64>("class_ids")?;
+    let binary = class_labels.len() == 2 && class_ids.iter().all(|&c| c == 0);
+    let mut base_values = node.get_attr_opt_vec::<f32>("base_values")?;
+    if let Some(b) = &mut base_values {
+        // A binary export whose leaves score the first column only may carry
+        // one base value, for that column (scikit-learn's binary
+        // GradientBoostingClassifier, through skl2onnx): the second column
+        // is replaced by the complement below, so its base value is unused.
+        if binary && b.len() == 1 {
+            b.push(0.0);
+        }
+        node.expect_attr("base_values", b.len() == class_labels.len(), || {
+            format!(
+                "one value per class ({}), or one for a binary classifier; got {}",
+                class_labels.len(),
+                b.len()
+            )
+        })?;
     }
     let post_transform = match node
         .get_attr_opt::<&str>("post_transform")?
@@ -317,8 +328,6 @@ fn tree_classifier(
         "LOGISTIC" => Some(PostTransform::Logistic),
         other => bail!("TreeEnsembleClassifier with post_transform {other} is not supported"),
     };
-    let class_ids = node.get_attr_slice::<i64>("class_ids")?;
-    let binary = class_labels.len() == 2 && class_ids.iter().all(|&c| c == 0);
     Ok((
         expand(TreeEnsembleClassifier2 {
             ensemble,
