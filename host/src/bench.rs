@@ -177,7 +177,7 @@ pub struct ModelFigures {
     /// example's rows tiled (none: the example's rows, repeated).
     pub rows_are: Option<String>,
     /// One prediction of `rows` rows in process (none for a model whose
-    /// request is one case rather than rows).
+    /// request is one case rather than rows, and that has no batch builder).
     pub predict_rows_in_process: Option<Summary>,
     /// The same by the model's code compiled natively.
     pub predict_rows_native: Option<Summary>,
