@@ -31,6 +31,11 @@ use crate::sandbox::{Compiler, Sandbox, SandboxConfig, TIERED_ABOVE, Tier, Tieri
 /// exports, called with the same tensors, without the sandbox.
 pub type NativePredict = fn(Vec<Tensor>) -> Result<Vec<Tensor>, String>;
 
+/// A request of `n` rows built from a model's first example, for a model
+/// whose example cannot be tiled row by row (its request is one case, such as
+/// one customer's baskets): what its batch is, and the request.
+pub type BatchRequest = fn(&[Tensor], usize) -> Result<Vec<Tensor>, String>;
+
 /// A model whose code is also compiled into the benchmark.
 #[derive(Clone, Copy, Debug)]
 pub struct NativeModel {
@@ -38,6 +43,9 @@ pub struct NativeModel {
     pub name: &'static str,
     /// Its `predict`, native.
     pub predict: NativePredict,
+    /// How to build its batch request, when tiling its example's rows does
+    /// not make one; with what its "rows" are, for the figures.
+    pub batch: Option<(&'static str, BatchRequest)>,
 }
 
 /// The command-line options of the in-process series, shared by
@@ -176,15 +184,28 @@ pub struct ModelFigures {
     pub predict_1_row_native: Option<Summary>,
     /// Sandbox over native, one row, at the median.
     pub sandbox_over_native_1_row: Option<f64>,
+    /// The same prediction in one instance kept from call to call, which
+    /// the server never does (each request gets a fresh instance): what the
+    /// fresh instance costs.
+    pub predict_1_row_warm_instance: Summary,
+    /// Warm instance over native, one row, at the median.
+    pub warm_instance_over_native_1_row: Option<f64>,
     /// Rows of the in-process batch.
     pub rows: usize,
+    /// What a row of the batch is, for a model whose batch is not its
+    /// example's rows tiled (none: the example's rows, repeated).
+    pub rows_are: Option<String>,
     /// One prediction of `rows` rows in process (none for a model whose
-    /// request is one case rather than rows).
+    /// request is one case rather than rows, and that has no batch builder).
     pub predict_rows_in_process: Option<Summary>,
     /// The same by the model's code compiled natively.
     pub predict_rows_native: Option<Summary>,
     /// Sandbox over native, `rows` rows, at the median.
     pub sandbox_over_native_rows: Option<f64>,
+    /// `rows` rows in one instance kept from call to call.
+    pub predict_rows_warm_instance: Option<Summary>,
+    /// Warm instance over native, `rows` rows, at the median.
+    pub warm_instance_over_native_rows: Option<f64>,
     /// Why there is no native figure, when there is none.
     pub native_skipped: Option<String>,
     /// One prediction of one row over HTTP on loopback.
@@ -327,22 +348,48 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             eprintln!("{name} {version}: no example inputs in its manifest; skipping latency");
             continue;
         };
+        let native = options.native.iter().find(|n| n.name == name);
         // Models whose inputs are rows take a tiled batch; models whose
-        // request is one case (a user's baskets) take their example as it is
-        // and have no batch figure.
+        // request is one case (a user's baskets) take their example as it is,
+        // and a batch built by their registry entry (more candidates to rank)
+        // or none.
         let tiled = tile(&example.inputs, 1)
             .and_then(|one| Ok((one, tile(&example.inputs, options.batch_rows)?)))
             .ok()
             .filter(|(one, batch)| {
                 loaded.predict(one.clone()).is_ok() && loaded.predict(batch.clone()).is_ok()
             });
-        let (one, batch) = match tiled {
-            Some((one, batch)) => (one, Some(batch)),
-            None => {
+        let (one, batch, rows_request, rows_are) = match (tiled, native.and_then(|n| n.batch)) {
+            (Some((one, batch)), _) => {
+                let rows = tile(&one, options.rows)?;
+                (one, Some(batch), Some(rows), None)
+            }
+            (None, Some((what, make))) => {
+                let build = |n: usize| {
+                    let request = make(&example.inputs, n)
+                        .map_err(|e| anyhow::anyhow!("{name}: building {n} {what}: {e}"))?;
+                    loaded
+                        .predict(request.clone())
+                        .map_err(|e| anyhow::anyhow!("{name}: {n} {what}: {e}"))?;
+                    Ok::<_, anyhow::Error>(request)
+                };
+                eprintln!(
+                    "{name} {version}: its inputs are not rows; one request is its first example, and a batch of n is {what}"
+                );
+                let batch = build(options.batch_rows)?;
+                let rows = build(options.rows)?;
+                (
+                    example.inputs.clone(),
+                    Some(batch),
+                    Some(rows),
+                    Some(what.to_string()),
+                )
+            }
+            (None, None) => {
                 eprintln!(
                     "{name} {version}: its inputs are not rows; one request is its first example, and there is no batch figure"
                 );
-                (example.inputs.clone(), None)
+                (example.inputs.clone(), None, None, None)
             }
         };
 
@@ -350,7 +397,6 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         for _ in 0..options.requests {
             instantiate.push(loaded.time_instantiation()?);
         }
-        let native = options.native.iter().find(|n| n.name == name);
         let native_skipped = match native {
             Some(native) => {
                 check_native(&loaded, native, &one)?;
@@ -366,27 +412,24 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         if let Some(why) = &native_skipped {
             eprintln!("{name} {version}: native comparison skipped: {why}");
         }
-        let (in_process, native_one) = series(&loaded, native, &one, options.requests)?;
+        let (in_process, native_one, warm_one) = series(&loaded, native, &one, options.requests)?;
         let predict_1_row_winch = match cold_load_compiler {
             Tier::Winch => Some(series(&cold_loaded, None, &one, options.requests)?.0),
             Tier::Cranelift => None,
         };
         drop(cold_loaded);
-        let rows_series = match &batch {
-            Some(_) => {
-                let rows = tile(&one, options.rows)?;
-                Some(series(
-                    &loaded,
-                    native,
-                    &rows,
-                    (options.requests / 4).max(10),
-                )?)
-            }
+        let rows_series = match &rows_request {
+            Some(rows) => Some(series(
+                &loaded,
+                native,
+                rows,
+                (options.requests / 4).max(10),
+            )?),
             None => None,
         };
-        let (rows_in_process, rows_native) = match rows_series {
-            Some((s, n)) => (Some(s), n),
-            None => (None, None),
+        let (rows_in_process, rows_native, rows_warm) = match rows_series {
+            Some((s, n, w)) => (Some(s), n, Some(w)),
+            None => (None, None, None),
         };
         let ratio = |s: Option<&Summary>, n: Option<&Summary>| match (s, n) {
             (Some(s), Some(n)) if n.p50_ms > 0.0 => Some(s.p50_ms / n.p50_ms),
@@ -394,6 +437,8 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         };
         let sandbox_over_native_1_row = ratio(Some(&in_process), native_one.as_ref());
         let sandbox_over_native_rows = ratio(rows_in_process.as_ref(), rows_native.as_ref());
+        let warm_instance_over_native_1_row = ratio(Some(&warm_one), native_one.as_ref());
+        let warm_instance_over_native_rows = ratio(rows_warm.as_ref(), rows_native.as_ref());
 
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(true)
@@ -444,10 +489,15 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             predict_1_row_in_process: in_process,
             predict_1_row_native: native_one,
             sandbox_over_native_1_row,
+            predict_1_row_warm_instance: warm_one,
+            warm_instance_over_native_1_row,
             rows: options.rows,
+            rows_are,
             predict_rows_in_process: rows_in_process,
             predict_rows_native: rows_native,
             sandbox_over_native_rows,
+            predict_rows_warm_instance: rows_warm,
+            warm_instance_over_native_rows,
             native_skipped,
             predict_1_row_http: Summary::of(&mut http_one),
             batch_rows_per_second: batch_summary
@@ -576,6 +626,9 @@ fn print_figures(f: &ModelFigures) {
             label, s.min_ms, s.p50_ms, s.p99_ms, s.max_ms, s.n
         );
     };
+    if let Some(what) = &f.rows_are {
+        println!("  (the batches below: n = {what})");
+    }
     row("verify signature", &f.verify);
     row(
         &format!("compile (fresh engine, {:?})", f.cold_load_compiler),
@@ -600,11 +653,18 @@ fn print_figures(f: &ModelFigures) {
     if let Some(native) = &f.predict_1_row_native {
         row("predict 1 row/case, native", native);
     }
+    row(
+        "  same, one warm instance reused",
+        &f.predict_1_row_warm_instance,
+    );
     if let Some(rows) = &f.predict_rows_in_process {
         row(&format!("predict {} rows, in process", f.rows), rows);
     }
     if let Some(native) = &f.predict_rows_native {
         row(&format!("predict {} rows, native", f.rows), native);
+    }
+    if let Some(warm) = &f.predict_rows_warm_instance {
+        row("  same, one warm instance reused", warm);
     }
     if let Some(r) = f.sandbox_over_native_1_row {
         println!("  sandbox / native at the median: {r:.2}x for 1 row/case");
@@ -612,6 +672,15 @@ fn print_figures(f: &ModelFigures) {
     if let Some(r) = f.sandbox_over_native_rows {
         println!(
             "  sandbox / native at the median: {r:.2}x for {} rows",
+            f.rows
+        );
+    }
+    if let Some(r) = f.warm_instance_over_native_1_row {
+        println!("  warm instance (not used by the server) / native: {r:.2}x for 1 row/case");
+    }
+    if let Some(r) = f.warm_instance_over_native_rows {
+        println!(
+            "  warm instance (not used by the server) / native: {r:.2}x for {} rows",
             f.rows
         );
     }
@@ -628,16 +697,20 @@ fn print_figures(f: &ModelFigures) {
     }
 }
 
-/// Run `inputs` through the sandbox and, when given, natively, alternating
-/// call by call so that both series see the same machine load.
+/// Run `inputs` through the sandbox (a fresh instance per call, as the
+/// server does), natively when given, and through one warm instance reused
+/// from call to call, alternating call by call so that every series sees the
+/// same machine load.
 fn series(
     loaded: &LoadedVersion,
     native: Option<&NativeModel>,
     inputs: &[Tensor],
     n: usize,
-) -> Result<(Summary, Option<Summary>)> {
+) -> Result<(Summary, Option<Summary>, Summary)> {
     let mut sandboxed = Vec::with_capacity(n);
     let mut natively = Vec::with_capacity(n);
+    let mut warmed = Vec::with_capacity(n);
+    let mut warm = loaded.warm_instance()?;
     for _ in 0..n {
         let request = inputs.to_vec();
         let started = Instant::now();
@@ -649,9 +722,17 @@ fn series(
             predict_natively(loaded, native, request)?;
             natively.push(started.elapsed());
         }
+        let request = inputs.to_vec();
+        let started = Instant::now();
+        warm.predict(request)?;
+        warmed.push(started.elapsed());
     }
     let natively = (!natively.is_empty()).then(|| Summary::of(&mut natively));
-    Ok((Summary::of(&mut sandboxed), natively))
+    Ok((
+        Summary::of(&mut sandboxed),
+        natively,
+        Summary::of(&mut warmed),
+    ))
 }
 
 /// The native path of one request: the same manifest checks of inputs and

@@ -389,6 +389,24 @@ impl LoadedVersion {
         Ok(started.elapsed())
     }
 
+    /// One instance kept for several calls, for the benchmark's measure of
+    /// what a fresh instance per request costs. The server never does this:
+    /// each request gets a fresh instance (DESIGN.md, "The sandbox"), so that
+    /// nothing a call leaves in the model's memory reaches the next request.
+    pub fn warm_instance(&self) -> Result<WarmInstance<'_>, PredictError> {
+        let code = self.code.load_full();
+        let mut call = self.sandbox.store_of(code.tier, self.limits);
+        let model = code
+            .pre
+            .instantiate(&mut call.store)
+            .map_err(|e| PredictError::Instantiate(call.classify(e).to_string()))?;
+        Ok(WarmInstance {
+            version: self,
+            call,
+            model,
+        })
+    }
+
     /// Check a model's outputs against the manifest: every output declared,
     /// of its datatype and shape.
     pub fn check_outputs(&self, outputs: &[protocol::Tensor]) -> Result<(), PredictError> {
@@ -514,6 +532,40 @@ fn optimise(
             tracing::warn!("{name}: the Cranelift compile failed, serving Winch's code: {e}");
             Err(e.to_string())
         }
+    }
+}
+
+/// An instance that serves several calls in turn: see
+/// [`LoadedVersion::warm_instance`]. For benchmarks only.
+pub struct WarmInstance<'a> {
+    version: &'a LoadedVersion,
+    call: crate::sandbox::CallStore,
+    model: bindings::Model,
+}
+
+impl WarmInstance<'_> {
+    /// The same prediction as [`LoadedVersion::predict`] (the manifest
+    /// checks, the tensors through the canonical ABI), in this instance.
+    pub fn predict(
+        &mut self,
+        inputs: Vec<protocol::Tensor>,
+    ) -> Result<Vec<protocol::Tensor>, PredictError> {
+        self.version.check_inputs(&inputs)?;
+        let inputs: Vec<bindings::Tensor> = inputs.into_iter().map(bindings::to_wit).collect();
+        self.call.restart_deadline();
+        let outputs = match self
+            .model
+            .trademl_model_predict()
+            .call_predict(&mut self.call.store, &inputs)
+        {
+            Ok(Ok(outputs)) => outputs,
+            Ok(Err(ModelError::InvalidInput(msg))) => return Err(PredictError::InvalidInput(msg)),
+            Ok(Err(ModelError::ModelFailure(msg))) => return Err(PredictError::ModelFailure(msg)),
+            Err(err) => return Err(PredictError::Call(self.call.classify(err))),
+        };
+        let outputs: Vec<protocol::Tensor> = outputs.into_iter().map(bindings::from_wit).collect();
+        self.version.check_outputs(&outputs)?;
+        Ok(outputs)
     }
 }
 

@@ -171,7 +171,11 @@ impl Default for SandboxConfig {
 
 /// The per-call state of a store: WASI with no capabilities, and the limiter.
 pub struct CallState {
-    wasi: WasiCtx,
+    /// Built on the guest's first WASI call, which most predictions never
+    /// make (a model computes on its inputs; std reaches WASI to report a
+    /// panic). Building it for every store (random generators, clocks, empty
+    /// streams) was about a third of the store's creation.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     limiter: CallLimiter,
 }
@@ -179,7 +183,9 @@ pub struct CallState {
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            // No preopens, no env, no args, no network: `WasiCtx::builder()`
+            // grants none of them unless asked. Output is discarded.
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
             table: &mut self.table,
         }
     }
@@ -238,6 +244,13 @@ pub struct CallStore {
 }
 
 impl CallStore {
+    /// Start the call's CPU deadline again from now, for a store that serves
+    /// another call (the benchmark's warm instance).
+    pub fn restart_deadline(&mut self) {
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.limits.deadline));
+    }
+
     /// Turn a wasmtime error from this store into a [`CallError`] that says
     /// what happened in words a model user understands.
     pub fn classify(&self, err: wasmtime::Error) -> CallError {
@@ -544,13 +557,10 @@ impl Sandbox {
     /// capabilities and the given limits.
     pub fn store_of(&self, tier: Tier, limits: CallLimits) -> CallStore {
         let hit_memory_cap = Arc::new(AtomicBool::new(false));
-        // No preopens, no env, no args, no network: `WasiCtx::builder()`
-        // grants none of them unless asked. Output is discarded.
-        let wasi = WasiCtx::builder().build();
         let mut store = Store::new(
             self.engine_of(tier),
             CallState {
-                wasi,
+                wasi: None,
                 table: ResourceTable::new(),
                 limiter: CallLimiter {
                     max_memory_bytes: limits.max_memory_bytes,
@@ -559,8 +569,7 @@ impl Sandbox {
             },
         );
         store.limiter(|state| &mut state.limiter);
-        let ticks = (limits.deadline.as_micros() / TICK.as_micros()).max(1) as u64;
-        store.set_epoch_deadline(ticks + 1);
+        store.set_epoch_deadline(deadline_ticks(limits.deadline));
         store.epoch_deadline_trap();
         CallStore {
             store,
@@ -584,6 +593,12 @@ impl Sandbox {
             self.retired.batch_ready.notify_one();
         }
     }
+}
+
+/// The epoch deadline of a call, in ticks from now: one more than the
+/// deadline holds, as the first tick may come at once.
+fn deadline_ticks(deadline: Duration) -> u64 {
+    (deadline.as_micros() / TICK.as_micros()).max(1) as u64 + 1
 }
 
 /// The retiring thread: drops each batch of retired stores, until the
