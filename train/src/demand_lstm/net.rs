@@ -206,7 +206,8 @@ impl Encoder {
                 .map(|s| f32::from(u8::from(*s as f32 == store)))
                 .collect();
             for h in 0..HORIZON {
-                let prices = &inputs.planned_prices[(r * HORIZON + h) * p..(r * HORIZON + h + 1) * p];
+                let prices =
+                    &inputs.planned_prices[(r * HORIZON + h) * p..(r * HORIZON + h + 1) * p];
                 let lpp: Vec<f32> = prices.iter().map(|v| (*v as f32).max(EPS).ln()).collect();
                 let own: f32 = lpp.iter().zip(&brand_oh).map(|(a, b)| a * b).sum();
                 let comp = lpp.iter().sum::<f32>() / p as f32;
@@ -458,7 +459,8 @@ pub fn train(
             let mask = Tensor::from_vec(mask, (n, HORIZON), &Device::Cpu)?;
             let pred = net.forward(&seq, &stat)?;
             let err = ((pred - y)? * &mask)?;
-            let loss = (err.sqr()?.sum_all()? / mask.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64)?;
+            let loss =
+                (err.sqr()?.sum_all()? / mask.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64)?;
             opt.backward_step(&loss)
                 .with_context(|| format!("training epoch {epoch}"))?;
         }

@@ -105,7 +105,13 @@ impl Graph {
         out
     }
 
-    fn node(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<pb::AttributeProto>) {
+    fn node(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<pb::AttributeProto>,
+    ) {
         self.nodes.push(pb::NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: outputs.iter().map(|s| s.to_string()).collect(),
@@ -158,7 +164,11 @@ impl Graph {
     }
 
     fn sum(&mut self, x: &str, axis: &str, keep: bool) -> String {
-        self.op("ReduceSum", &[x, axis], vec![attr_int("keepdims", keep as i64)])
+        self.op(
+            "ReduceSum",
+            &[x, axis],
+            vec![attr_int("keepdims", keep as i64)],
+        )
     }
 
     fn concat(&mut self, xs: &[&str], axis: i64) -> String {
@@ -215,7 +225,11 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     let seq = g.concat(&cols.iter().map(String::as_str).collect::<Vec<_>>(), 2);
 
     // The LSTM; only its last hidden state is used.
-    let w = g.floats("lstm_W", &[1, 4 * h, SEQ_FEATURES as i64], weights.w.clone());
+    let w = g.floats(
+        "lstm_W",
+        &[1, 4 * h, SEQ_FEATURES as i64],
+        weights.w.clone(),
+    );
     let r = g.floats("lstm_R", &[1, 4 * h, h], weights.r.clone());
     let mut bias = weights.b.clone();
     bias.extend(std::iter::repeat_n(0.0, 4 * h as usize));
@@ -263,7 +277,12 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
         let eq = g.op("Equal", &[&x, &ids], vec![]);
         g.to_float(&eq)
     };
-    let brand_oh = one_hot(&mut g, &br, "brand_ids", (1..=p).map(|b| b as f32).collect());
+    let brand_oh = one_hot(
+        &mut g,
+        &br,
+        "brand_ids",
+        (1..=p).map(|b| b as f32).collect(),
+    );
     let store_oh = one_hot(
         &mut g,
         &st,
@@ -416,17 +435,20 @@ impl Runner {
             } else {
                 vec![inputs.n, *cols]
             };
-            values.push(
-                TValue::from(
-                    Tensor::from_shape(&shape, data.as_slice()).map_err(|e| anyhow!("{e:?}"))?,
-                ),
-            );
+            values.push(TValue::from(
+                Tensor::from_shape(&shape, data.as_slice()).map_err(|e| anyhow!("{e:?}"))?,
+            ));
         }
         let out = self.plan.run(values).map_err(|e| anyhow!("{e:?}"))?;
         let rows = |k: usize| -> Result<Vec<[f64; HORIZON]>> {
             let view = out[k].try_as_plain_ram().map_err(|e| anyhow!("{e:?}"))?;
             let v = view.as_slice::<f64>().map_err(|e| anyhow!("{e:?}"))?;
-            ensure!(v.len() == inputs.n * HORIZON, "output {} has {} values", OUTPUTS[k], v.len());
+            ensure!(
+                v.len() == inputs.n * HORIZON,
+                "output {} has {} values",
+                OUTPUTS[k],
+                v.len()
+            );
             Ok(v.chunks(HORIZON)
                 .map(|c| [c[0], c[1], c[2], c[3]])
                 .collect())

@@ -9,7 +9,7 @@ use trademl_model_demand_forecast::model::{HISTORY, HORIZON, Series};
 
 use super::net::Inputs;
 use super::onnx::{OUTPUTS, Runner, input_names};
-use super::{EvalArgs, Evaluation, METHODS, NAME, TrainArgs, VERSION, Trained, Tuned, export};
+use super::{EvalArgs, Evaluation, METHODS, NAME, TrainArgs, Trained, Tuned, VERSION, export};
 use crate::demand::panel::Grid;
 use crate::files::{command_line, today, write};
 use crate::scanner::Panel;
