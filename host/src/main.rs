@@ -204,6 +204,8 @@ enum TrainCommand {
     PriceOptimizer(trademl_train::price::TrainArgs),
     /// Weekly demand of a store's brand for the next 4 weeks at planned prices and promotions.
     DemandForecast(trademl_train::demand::TrainArgs),
+    /// The same forecast by an LSTM run with tract (writes the ONNX graph to pack).
+    DemandForecastLstm(trademl_train::demand_lstm::TrainArgs),
     /// Promotion effectiveness: units, lift, incremental profit and ROI of a promotion.
     PromoEffectiveness(trademl_train::promo::TrainArgs),
 }
@@ -225,6 +227,8 @@ enum EvalCommand {
     PriceOptimizer(trademl_train::price::EvalArgs),
     /// Demand forecast: the last 12 weeks as 3 rolling origins, beside the baselines.
     DemandForecast(trademl_train::demand::EvalArgs),
+    /// Demand forecast by the LSTM, on the same protocol, beside the baselines and the trees.
+    DemandForecastLstm(trademl_train::demand_lstm::EvalArgs),
     /// Promotion effectiveness on held-out weeks beside the baselines.
     PromoEffectiveness(trademl_train::promo::EvalArgs),
 }
@@ -349,6 +353,12 @@ fn run(command: Command) -> Result<()> {
         Command::Eval(EvalCommand::Sentiment(args)) => trademl_train::sentiment::evaluate(&args),
         Command::Train(TrainCommand::DemandForecast(args)) => trademl_train::demand::train(&args),
         Command::Eval(EvalCommand::DemandForecast(args)) => trademl_train::demand::evaluate(&args),
+        Command::Train(TrainCommand::DemandForecastLstm(args)) => {
+            trademl_train::demand_lstm::train(&args)
+        }
+        Command::Eval(EvalCommand::DemandForecastLstm(args)) => {
+            trademl_train::demand_lstm::evaluate(&args)
+        }
         Command::Train(TrainCommand::PromoEffectiveness(args)) => {
             trademl_train::promo::train(&args)
         }

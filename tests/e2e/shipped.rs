@@ -72,7 +72,15 @@ fn a_server_on_the_shipped_repository_serves_every_model_and_reproduces_its_exam
         .tempdir()
         .unwrap();
     copy_tree(&workspace().join("models"), repo.path());
-    let server = Server::start(repo.path());
+    // A model that runs an ONNX graph (demand-forecast-lstm) carries the tract runner: its
+    // first, uncached compile takes about a minute on a loaded 2-core machine.
+    let server = Server::start_with(
+        repo.path(),
+        ServeOptions {
+            start_timeout: Some(std::time::Duration::from_secs(300)),
+            ..ServeOptions::default()
+        },
+    );
     let files = shipped_files();
     for (name, file) in &files {
         let manifest = read_manifest(&std::fs::read(file).unwrap()).unwrap();

@@ -27,6 +27,7 @@
 pub mod anomaly;
 pub mod churn;
 pub mod demand;
+pub mod demand_lstm;
 mod files;
 pub mod price;
 pub mod promo;

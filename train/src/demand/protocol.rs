@@ -273,7 +273,7 @@ pub mod baselines {
 /// The candidate smoothing constants of the exponential-smoothing baseline.
 pub const ALPHAS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let pos = q * (v.len() - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
@@ -308,10 +308,10 @@ fn accuracy_by_trees(grid: &Grid, origin: usize, full: &Forest, step: usize) -> 
 }
 
 /// The candidate tail probabilities of the 80% interval.
-const TAILS: [f64; 8] = [0.1, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03];
+pub const TAILS: [f64; 8] = [0.1, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03];
 
 /// The candidate level corrections (log scale) of a horizon.
-fn shift_candidates() -> impl Iterator<Item = f64> {
+pub fn shift_candidates() -> impl Iterator<Item = f64> {
     (-20..=60).map(|i| i as f64 * 0.01)
 }
 
