@@ -578,7 +578,7 @@ fn compilers(options: &BenchOptions, trust: &TrustStore, files: &[PathBuf]) -> R
                 break;
             };
             let one = tile(&example.inputs, 1).unwrap_or_else(|_| example.inputs.clone());
-            let (p, _) = series(&loaded, None, &one, options.requests)?;
+            let (p, _, _) = series(&loaded, None, &one, options.requests)?;
             let figures = CompilerFigures {
                 name: loaded.name().to_string(),
                 compiler,

@@ -582,7 +582,7 @@ fn reading(grid: &Grid, e: &Evaluation) -> String {
          share per test week: {}. The forecasts are medians on the log scale (exp of the \
          predicted log units): sums over stores of such forecasts fall below the sums of actuals \
          in heavy promotion weeks, which costs accuracy at the chain level.\n\n\
-         The specification's LSTM is not part of this version; the trees are the model offered.\n",
+         The specification's LSTM is offered as the model `demand-forecast-lstm` (an ONNX graph run by tract inside its component); on this protocol it is less accurate than the trees ([demand-forecast-lstm.md](demand-forecast-lstm.md)), so the trees are the default.\n",
         m4.store,
         m4.chain,
         t.store,
