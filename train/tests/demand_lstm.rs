@@ -79,8 +79,10 @@ enum Command {
     Eval(EvalArgs),
 }
 
+/// The small settings of these tests, each overridden by a flag of `extra` (clap refuses a flag
+/// given twice).
 fn small(path: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = [
+    let defaults = [
         "--data",
         path.to_str().unwrap(),
         "--hidden",
@@ -95,10 +97,13 @@ fn small(path: &Path, extra: &[&str]) -> Vec<String> {
         "8",
         "--origin-step",
         "1",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ];
+    let mut args: Vec<String> = defaults
+        .chunks(2)
+        .filter(|pair| !extra.contains(&pair[0]))
+        .flatten()
+        .map(|s| s.to_string())
+        .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
     args
 }

@@ -314,6 +314,98 @@ pub const TAILS: [f64; 8] = [0.1, 0.09, 0.08, 0.07, 0.06, 0.05, 0.04, 0.03];
 pub fn shift_candidates() -> impl Iterator<Item = f64> {
     (-20..=60).map(|i| i as f64 * 0.01)
 }
+/// The per-horizon calibration of log forecasts, tuned on the inner origins' validation weeks.
+pub struct Calibration {
+    /// Constant added to the log forecast per horizon.
+    pub log_shift: [f64; HORIZON],
+    /// Store and chain accuracy of the shifted forecasts on the inner validation weeks.
+    pub shift_accuracy: [(f64, f64); HORIZON],
+    /// Tail probability of the 80% interval per horizon.
+    pub interval_tail: [f64; HORIZON],
+    /// Lower and upper quantiles of the corrected log residuals per horizon.
+    pub lower_log: [f64; HORIZON],
+    pub upper_log: [f64; HORIZON],
+}
+
+/// Calibrate log forecasts on the inner origins' validation weeks: `valid` holds each scored
+/// validation point with its log forecast. Per horizon, the level shift maximising store plus
+/// chain accuracy, and the 80% interval's residual quantiles at the tail probability whose
+/// quantiles, taken from the other inner origins, cover closest to 80% on each left-out one.
+pub fn calibrate(grid: &Grid, inners: &[usize], valid: &[(Scored, f64)]) -> Calibration {
+    let mut log_shift = [0.0; HORIZON];
+    let mut shift_accuracy = [(0.0, 0.0); HORIZON];
+    let mut interval_tail = [0.1; HORIZON];
+    let mut lower_log = [0.0; HORIZON];
+    let mut upper_log = [0.0; HORIZON];
+    for h in 1..=HORIZON {
+        let at_h: Vec<&(Scored, f64)> = valid.iter().filter(|v| v.0.h == h).collect();
+        let mut best: Option<(f64, f64, (f64, f64))> = None;
+        for c in shift_candidates() {
+            let scored: Vec<Scored> = at_h
+                .iter()
+                .map(|(s, z)| Scored {
+                    forecast: (z + c).exp(),
+                    ..*s
+                })
+                .collect();
+            let (st, ch) = accuracies(grid, &scored);
+            if best.is_none_or(|b| st + ch > b.0) {
+                best = Some((st + ch, c, (st, ch)));
+            }
+        }
+        let (_, c, accs) = best.expect("candidates");
+        log_shift[h - 1] = c;
+        shift_accuracy[h - 1] = accs;
+        // Residuals by inner origin; the tail probability is the one whose quantiles, taken from
+        // the other inner origins, cover closest to 80% on each left-out inner origin.
+        let by_origin: Vec<Vec<f64>> = inners
+            .iter()
+            .map(|&o| {
+                at_h.iter()
+                    .filter(|(s, _)| s.week - h == o)
+                    .map(|(s, z)| s.actual.ln() - z - c)
+                    .collect()
+            })
+            .collect();
+        let tail = if inners.len() < 2 {
+            0.1
+        } else {
+            TAILS
+                .iter()
+                .copied()
+                .map(|q| {
+                    let cover: f64 = (0..inners.len())
+                        .map(|out| {
+                            let rest: Vec<f64> = (0..inners.len())
+                                .filter(|&k| k != out)
+                                .flat_map(|k| by_origin[k].iter().copied())
+                                .collect();
+                            let (lo, hi) = (quantile(rest.clone(), q), quantile(rest, 1.0 - q));
+                            let held = &by_origin[out];
+                            held.iter().filter(|r| lo <= **r && **r <= hi).count() as f64
+                                / held.len() as f64
+                        })
+                        .sum::<f64>()
+                        / inners.len() as f64;
+                    (q, (cover - 0.8).abs())
+                })
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .expect("tails")
+                .0
+        };
+        interval_tail[h - 1] = tail;
+        let resid: Vec<f64> = by_origin.concat();
+        lower_log[h - 1] = quantile(resid.clone(), tail);
+        upper_log[h - 1] = quantile(resid, 1.0 - tail);
+    }
+    Calibration {
+        log_shift,
+        shift_accuracy,
+        interval_tail,
+        lower_log,
+        upper_log,
+    }
+}
 
 /// Tunes on `g.inner_origins` inner origins `last − HORIZON`, `last − 2·HORIZON`, … (each
 /// fitted on targets up to it and validated on the HORIZON weeks after it):
@@ -416,72 +508,13 @@ pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str))
             }
         }
     }
-    let mut log_shift = [0.0; HORIZON];
-    let mut shift_accuracy = [(0.0, 0.0); HORIZON];
-    let mut interval_tail = [0.1; HORIZON];
-    let mut lower_log = [0.0; HORIZON];
-    let mut upper_log = [0.0; HORIZON];
-    for h in 1..=HORIZON {
-        let at_h: Vec<&(Scored, f64)> = valid.iter().filter(|v| v.0.h == h).collect();
-        let mut best: Option<(f64, f64, (f64, f64))> = None;
-        for c in shift_candidates() {
-            let scored: Vec<Scored> = at_h
-                .iter()
-                .map(|(s, z)| Scored {
-                    forecast: (z + c).exp(),
-                    ..*s
-                })
-                .collect();
-            let (st, ch) = accuracies(grid, &scored);
-            if best.is_none_or(|b| st + ch > b.0) {
-                best = Some((st + ch, c, (st, ch)));
-            }
-        }
-        let (_, c, accs) = best.expect("candidates");
-        log_shift[h - 1] = c;
-        shift_accuracy[h - 1] = accs;
-        // Residuals by inner origin; the tail probability is the one whose quantiles, taken from
-        // the other inner origins, cover closest to 80% on each left-out inner origin.
-        let by_origin: Vec<Vec<f64>> = inners
-            .iter()
-            .map(|&o| {
-                at_h.iter()
-                    .filter(|(s, _)| s.week - h == o)
-                    .map(|(s, z)| s.actual.ln() - z - c)
-                    .collect()
-            })
-            .collect();
-        let tail = if inners.len() < 2 {
-            0.1
-        } else {
-            TAILS
-                .iter()
-                .copied()
-                .map(|q| {
-                    let cover: f64 = (0..inners.len())
-                        .map(|out| {
-                            let rest: Vec<f64> = (0..inners.len())
-                                .filter(|&k| k != out)
-                                .flat_map(|k| by_origin[k].iter().copied())
-                                .collect();
-                            let (lo, hi) = (quantile(rest.clone(), q), quantile(rest, 1.0 - q));
-                            let held = &by_origin[out];
-                            held.iter().filter(|r| lo <= **r && **r <= hi).count() as f64
-                                / held.len() as f64
-                        })
-                        .sum::<f64>()
-                        / inners.len() as f64;
-                    (q, (cover - 0.8).abs())
-                })
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("tails")
-                .0
-        };
-        interval_tail[h - 1] = tail;
-        let resid: Vec<f64> = by_origin.concat();
-        lower_log[h - 1] = quantile(resid.clone(), tail);
-        upper_log[h - 1] = quantile(resid, 1.0 - tail);
-    }
+    let Calibration {
+        log_shift,
+        shift_accuracy,
+        interval_tail,
+        lower_log,
+        upper_log,
+    } = calibrate(grid, &inners, &valid);
     let valid_rows = origin_rows(grid, inner);
     let alpha = ALPHAS
         .iter()

@@ -30,7 +30,7 @@ use self::net::{Encoder, Inputs, Net, Settings, TrainSet};
 use self::onnx::{Offsets, Runner};
 use crate::demand::panel::Grid;
 use crate::demand::protocol::{
-    ALPHAS, Scored, TAILS, accuracies, baselines, origin_rows, quantile, score, shift_candidates,
+    ALPHAS, Calibration, Scored, accuracies, baselines, calibrate, origin_rows, score,
 };
 use crate::scanner::{self, Panel};
 
@@ -413,70 +413,13 @@ pub fn tune(grid: &Grid, last: usize, c: &Config, mut progress: impl FnMut(&str)
         .copied()
         .zip(logs[epochs - 1].iter().flatten().copied())
         .collect();
-    let mut log_shift = [0.0; HORIZON];
-    let mut shift_accuracy = [(0.0, 0.0); HORIZON];
-    let mut interval_tail = [0.1; HORIZON];
-    let mut lower_log = [0.0; HORIZON];
-    let mut upper_log = [0.0; HORIZON];
-    for h in 1..=HORIZON {
-        let at_h: Vec<&(Scored, f64)> = valid.iter().filter(|v| v.0.h == h).collect();
-        let mut best: Option<(f64, f64, (f64, f64))> = None;
-        for shift in shift_candidates() {
-            let scored: Vec<Scored> = at_h
-                .iter()
-                .map(|(s, z)| Scored {
-                    forecast: (z + shift).exp(),
-                    ..*s
-                })
-                .collect();
-            let (st, ch) = accuracies(grid, &scored);
-            if best.is_none_or(|b| st + ch > b.0) {
-                best = Some((st + ch, shift, (st, ch)));
-            }
-        }
-        let (_, shift, accs) = best.expect("candidates");
-        log_shift[h - 1] = shift;
-        shift_accuracy[h - 1] = accs;
-        let by_origin: Vec<Vec<f64>> = inners
-            .iter()
-            .map(|&o| {
-                at_h.iter()
-                    .filter(|(s, _)| s.week - h == o)
-                    .map(|(s, z)| s.actual.ln() - z - shift)
-                    .collect()
-            })
-            .collect();
-        let tail = if inners.len() < 2 {
-            0.1
-        } else {
-            TAILS
-                .iter()
-                .copied()
-                .map(|q| {
-                    let cover: f64 = (0..inners.len())
-                        .map(|out| {
-                            let rest: Vec<f64> = (0..inners.len())
-                                .filter(|&k| k != out)
-                                .flat_map(|k| by_origin[k].iter().copied())
-                                .collect();
-                            let (lo, hi) = (quantile(rest.clone(), q), quantile(rest, 1.0 - q));
-                            let held = &by_origin[out];
-                            held.iter().filter(|r| lo <= **r && **r <= hi).count() as f64
-                                / held.len() as f64
-                        })
-                        .sum::<f64>()
-                        / inners.len() as f64;
-                    (q, (cover - 0.8).abs())
-                })
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-                .expect("tails")
-                .0
-        };
-        interval_tail[h - 1] = tail;
-        let resid: Vec<f64> = by_origin.concat();
-        lower_log[h - 1] = quantile(resid.clone(), tail);
-        upper_log[h - 1] = quantile(resid, 1.0 - tail);
-    }
+    let Calibration {
+        log_shift,
+        shift_accuracy,
+        interval_tail,
+        lower_log,
+        upper_log,
+    } = calibrate(grid, &inners, &valid);
     let valid_rows = origin_rows(grid, inners[0]);
     let alpha = ALPHAS
         .iter()
