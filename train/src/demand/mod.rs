@@ -103,17 +103,7 @@ impl DataArgs {
     }
 
     fn load(&self) -> Result<(Panel, Grid)> {
-        let panel = scanner::load(&self.data, &self.columns)?;
-        let grid = Grid::new(&panel);
-        eprintln!(
-            "{}: {} rows, {} store × brand series, weeks {}..={}",
-            self.data.display(),
-            panel.rows.len(),
-            grid.tracks.len(),
-            grid.first_week,
-            grid.week(grid.weeks - 1)
-        );
-        Ok((panel, grid))
+        Grid::load(&self.data, &self.columns)
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use trademl_model_demand_forecast::model::{HISTORY, HORIZON, Series};
 
-use crate::scanner::Panel;
+use crate::scanner::{self, Panel};
 
 /// One store × brand series on the week grid; NaN marks a week with no record.
 #[derive(Debug, Clone)]
@@ -40,6 +40,24 @@ pub struct Grid {
 }
 
 impl Grid {
+    /// Read a weekly panel and lay it out as the grid, saying what was read.
+    pub fn load(
+        data: &std::path::Path,
+        columns: &scanner::Columns,
+    ) -> anyhow::Result<(Panel, Grid)> {
+        let panel = scanner::load(data, columns)?;
+        let grid = Grid::new(&panel);
+        eprintln!(
+            "{}: {} rows, {} store × brand series, weeks {}..={}",
+            data.display(),
+            panel.rows.len(),
+            grid.tracks.len(),
+            grid.first_week,
+            grid.week(grid.weeks - 1)
+        );
+        Ok((panel, grid))
+    }
+
     /// Lays the panel's rows on the week grid.
     pub fn new(panel: &Panel) -> Grid {
         let weeks = panel.weeks();
