@@ -28,8 +28,11 @@
 //!
 //! A finished store is handed to [`Sandbox::retire`] and dropped on a
 //! background thread, in batches of [`RETIRE_BATCH`] (one wake-up per
-//! batch, not per call; the epoch ticker drops what is left of a batch at its
-//! next tick). Tearing an instance down (resetting the pages it wrote,
+//! batch, not per call; what is left of a batch is dropped within
+//! [`RETIRE_WAIT`]). Only that thread drops retired stores, so at most
+//! twice [`RETIRE_QUEUE`] of them hold a pool slot (one batch being dropped,
+//! the next one waiting): the pool has that many slots beyond
+//! `max_instances`, and live calls never run out of instances. Tearing an instance down (resetting the pages it wrote,
 //! returning its pool slot) is about as long as the call itself, and the
 //! caller already holds its outputs. The instance is still used once.
 
@@ -61,9 +64,13 @@ pub const RETIRE_BATCH: usize = 8;
 
 /// How many finished stores may wait to be dropped. Beyond this many, a call
 /// drops its own store. The pool holds twice this many instances beyond
-/// `max_instances` (a batch being dropped and the next one filling), so that
-/// stores waiting to be dropped never starve live calls of a slot.
+/// `max_instances` (a batch being dropped by the one retiring thread and the
+/// next one filling), so that stores waiting to be dropped never starve live
+/// calls of a slot.
 pub const RETIRE_QUEUE: usize = 32;
+
+/// How long fewer than [`RETIRE_BATCH`] finished stores may wait.
+pub const RETIRE_WAIT: Duration = Duration::from_millis(100);
 
 /// Finished stores waiting to be dropped, and the retiring thread's signal.
 #[derive(Default)]
@@ -372,7 +379,6 @@ impl Sandbox {
         let retired = Arc::new(Retired::default());
         let ticker = main.engine.weak();
         let baseline_ticker = baseline.as_ref().map(|b| b.engine.weak());
-        let ticker_retired = Arc::downgrade(&retired);
         std::thread::Builder::new()
             .name("trademl-epoch".into())
             .spawn(move || {
@@ -381,10 +387,6 @@ impl Sandbox {
                     drop(engine);
                     if let Some(engine) = baseline_ticker.as_ref().and_then(|t| t.upgrade()) {
                         engine.increment_epoch();
-                    }
-                    if let Some(retired) = ticker_retired.upgrade() {
-                        let batch = std::mem::take(&mut *retired.lock());
-                        drop(batch);
                     }
                     std::thread::sleep(TICK);
                 }
@@ -578,8 +580,8 @@ impl Sandbox {
         }
     }
 
-    /// Drop a finished store off the caller's path: at the epoch ticker's
-    /// next tick, or here when [`RETIRE_QUEUE`] stores already wait. Call it
+    /// Drop a finished store off the caller's path: on the retiring thread,
+    /// or here when [`RETIRE_QUEUE`] stores already wait. Call it
     /// once the outputs have been lifted out of the store.
     pub fn retire(&self, call: CallStore) {
         let mut stores = self.retired.lock();
@@ -601,15 +603,16 @@ fn deadline_ticks(deadline: Duration) -> u64 {
     (deadline.as_micros() / TICK.as_micros()).max(1) as u64 + 1
 }
 
-/// The retiring thread: drops each batch of retired stores, until the
-/// sandbox is gone (it wakes at least every tick to notice).
+/// The retiring thread, the only one that drops retired stores: drops each
+/// batch, until the sandbox is gone (it wakes at least every
+/// [`RETIRE_WAIT`] to notice).
 fn drop_retired(retired: std::sync::Weak<Retired>) {
     while let Some(retired) = retired.upgrade() {
         let mut stores = retired.lock();
         if stores.len() < RETIRE_BATCH {
             stores = retired
                 .batch_ready
-                .wait_timeout(stores, TICK * 20)
+                .wait_timeout(stores, RETIRE_WAIT)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -659,8 +662,11 @@ fn engine_config(config: &SandboxConfig, pooling: bool) -> Config {
     if pooling {
         let max_memory = (config.max_memory_mib as usize) << 20;
         let mut pool = PoolingAllocationConfig::default();
-        // Live calls, plus finished stores waiting to be dropped (see retire).
-        let instances = config.max_instances.max(1) + 2 * RETIRE_QUEUE as u32;
+        // Live calls, plus finished stores waiting to be dropped (see retire),
+        // plus the examples checks that run beside the calls: a version being
+        // published or loaded (one at a time) and the background Cranelift
+        // compile's (one at a time).
+        let instances = config.max_instances.max(1) + 2 * RETIRE_QUEUE as u32 + 2;
         pool.total_component_instances(instances)
             .total_core_instances(instances * 8)
             .total_memories(instances * 2)
@@ -681,4 +687,69 @@ fn engine_config(config: &SandboxConfig, pooling: bool) -> Config {
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::repository::Repository;
+
+    /// The server lets `max_instances` calls run at once; each leaves its
+    /// store to be dropped off its path. However fast those calls come, the
+    /// stores waiting to be dropped must never hold the pool's instances
+    /// that a live call needs.
+    #[test]
+    fn finished_stores_never_starve_live_calls_of_an_instance() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["trust", "anomaly-detection"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            for entry in std::fs::read_dir(shipped.join(sub)).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
+            }
+        }
+        let calls = 2;
+        let sandbox = Sandbox::new(SandboxConfig {
+            max_instances: calls,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        assert!(sandbox.pooling(), "this test needs the pooling allocator");
+        let repo = Repository::open(dir.path(), sandbox, Duration::from_secs(10)).unwrap();
+        let model = repo.resolve("anomaly-detection", None).unwrap();
+        let inputs = model.manifest.examples[0].inputs.clone();
+        let started = Instant::now();
+        let busy = || started.elapsed() < Duration::from_secs(3);
+        let done: Vec<usize> = std::thread::scope(|s| {
+            // Threads competing for the cores, as on a loaded machine: the
+            // thread dropping finished stores gets preempted with a batch.
+            for _ in 0..6 {
+                s.spawn(|| {
+                    while busy() {
+                        std::hint::spin_loop();
+                    }
+                });
+            }
+            let workers: Vec<_> = (0..calls)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut n = 0;
+                        while busy() {
+                            if let Err(err) = model.predict(inputs.clone()) {
+                                panic!("call {n} failed: {err}");
+                            }
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert!(done.iter().all(|&n| n > 0), "{done:?}");
+    }
 }
