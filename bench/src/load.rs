@@ -8,6 +8,7 @@
 //! checked for consistency with the run and flagged when they cannot be
 //! true. Its Lua `done` hook prints the figures as one JSON line.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -53,6 +54,12 @@ pub struct LoadFigures {
     pub socket_errors: u64,
     /// Answers other than 2xx or 3xx.
     pub non_2xx: u64,
+    /// Answers by HTTP status (oha only; wrk counts only non-2xx).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub status_codes: BTreeMap<String, u64>,
+    /// Socket errors by oha's description of them (oha only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
     /// Latency percentiles, milliseconds.
     pub p50_ms: f64,
     /// 99th percentile.
@@ -196,6 +203,16 @@ fn oha_figures(v: &Value, connections: usize, threads: usize) -> Result<LoadFigu
         !(code.starts_with('2') || code.starts_with('3'))
     });
     let socket_errors = count("errorDistribution", &|_| true);
+    let distribution = |section: &str| -> BTreeMap<String, u64> {
+        v[section]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let seconds = secs("summary", "total")?;
     if requests == 0 {
         bail!("oha completed no request in {seconds:.1} s ({socket_errors} errors): {v}");
@@ -210,6 +227,8 @@ fn oha_figures(v: &Value, connections: usize, threads: usize) -> Result<LoadFigu
         requests_per_second: requests as f64 / seconds.max(1e-9),
         socket_errors,
         non_2xx,
+        status_codes: distribution("statusCodeDistribution"),
+        errors: distribution("errorDistribution"),
         p50_ms: secs("latencyPercentiles", "p50")? * 1e3,
         p99_ms: secs("latencyPercentiles", "p99")? * 1e3,
         p999_ms: secs("latencyPercentiles", "p99.9")? * 1e3,
@@ -280,6 +299,8 @@ end
         requests_per_second: n("requests") as f64 / seconds.max(1e-9),
         socket_errors: n("socket_errors"),
         non_2xx: n("non_2xx"),
+        status_codes: BTreeMap::new(),
+        errors: BTreeMap::new(),
         p50_ms: ms("p50_us"),
         p99_ms: ms("p99_us"),
         p999_ms: ms("p999_us"),
@@ -326,6 +347,9 @@ mod tests {
         assert_eq!(f.requests, 10_000);
         assert_eq!(f.non_2xx, 10);
         assert_eq!(f.socket_errors, 3);
+        assert_eq!(f.status_codes.get("503"), Some(&10));
+        assert_eq!(f.status_codes.get("200"), Some(&9990));
+        assert_eq!(f.errors.get("connection closed"), Some(&3));
         assert!((f.p50_ms - 0.15).abs() < 1e-9);
         assert!((f.p99_ms - 0.9).abs() < 1e-9);
         assert!((f.p999_ms - 2.0).abs() < 1e-9);

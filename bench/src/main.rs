@@ -69,6 +69,10 @@ struct Args {
     /// Write the figures as JSON here.
     #[arg(long, default_value = "docs/bench/latest.json")]
     json: PathBuf,
+    /// Keep the servers' logs here (trademl's and MLServer's), so that any
+    /// failed answer under load can be explained after the run.
+    #[arg(long, default_value = "target/bench-logs")]
+    logs: PathBuf,
 }
 
 fn main() -> Result<()> {
@@ -103,6 +107,8 @@ fn main() -> Result<()> {
                 generator.name()
             );
             load_generator = json!(generator.name());
+            std::fs::create_dir_all(&args.logs)
+                .with_context(|| format!("creating {}", args.logs.display()))?;
             http = serve_trademl(&args, &generator, &requests, scratch.path())?;
             match &args.python {
                 None => skipped.push(format!(
@@ -265,10 +271,43 @@ fn memory_json(m: Memory) -> Value {
     json!({ "rss_mib": m.rss_kib as f64 / 1024.0, "pss_mib": m.pss_kib as f64 / 1024.0, "processes": m.processes })
 }
 
+/// The distinct lines a log gained after `offset` bytes (timestamps cut
+/// off), each with how often it came, most frequent first; at most ten.
+fn logged_since(log: &Path, offset: u64) -> Vec<String> {
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default());
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for line in text.lines() {
+        // tracing's lines start with an RFC 3339 timestamp; group without it.
+        let line = match line.split_once(' ') {
+            Some((stamp, rest)) if stamp.len() > 19 && stamp.as_bytes()[4] == b'-' => rest.trim(),
+            _ => line.trim(),
+        };
+        if !line.is_empty() {
+            *counts.entry(line).or_default() += 1;
+        }
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    let mut lines: Vec<String> = counts
+        .iter()
+        .take(10)
+        .map(|(line, n)| format!("{n} × {line}"))
+        .collect();
+    if lines.is_empty() {
+        lines.push("(nothing)".to_string());
+    }
+    lines
+}
+
 /// Drive one URL with each number of connections; figures and peak memory.
+/// When a run gets failed answers, what the server logged meanwhile is
+/// printed.
+#[allow(clippy::too_many_arguments)]
 fn drive(
     generator: &load::Generator,
     server: &Server,
+    log: &Path,
     url: &str,
     body: &Value,
     args: &Args,
@@ -278,6 +317,7 @@ fn drive(
     let mut runs = Vec::new();
     let mut peak = Memory::default();
     for &c in &args.connections {
+        let logged_before = std::fs::metadata(log).map_or(0, |m| m.len());
         let (figures, memory) = server.peak_memory_during(|| {
             load::run(
                 generator,
@@ -299,6 +339,17 @@ fn drive(
             figures.socket_errors,
             figures.non_2xx
         );
+        if figures.non_2xx > 0 || figures.socket_errors > 0 {
+            println!(
+                "      answers by status {:?}, errors {:?}; the server logged meanwhile ({}):",
+                figures.status_codes,
+                figures.errors,
+                log.display()
+            );
+            for line in logged_since(log, logged_before) {
+                println!("        {line}");
+            }
+        }
         if !figures.latencies_consistent {
             println!(
                 "      {}'s latencies do not fit the run ({} requests × mean {:.3} ms > {c} connections × {:.1} s): latency figures of this run are not valid",
@@ -345,7 +396,7 @@ fn serve_trademl(
             &program,
             &serve_args,
             &[("RUST_LOG", "warn")],
-            &scratch.join(log),
+            &args.logs.join(log),
             &format!("{base}/v2/health/ready"),
             Duration::from_secs(120),
         )?;
@@ -374,7 +425,8 @@ fn serve_trademl(
     for r in requests {
         println!("  {} {}, 1 row/case per request:", r.name, r.version);
         let url = format!("{base}/v2/models/{}/infer", r.name);
-        let (runs, memory) = drive(generator, &server, &url, &r.one, args, scratch)?;
+        let log = args.logs.join("trademl-cached.log");
+        let (runs, memory) = drive(generator, &server, &log, &url, &r.one, args, scratch)?;
         peak = peak.max(memory);
         per_model.push(json!({ "name": r.name, "version": r.version, "one_row": runs }));
     }
@@ -499,7 +551,7 @@ fn alternative(
         &mlserver,
         &["start".into(), repo],
         &[],
-        &out.join("mlserver.log"),
+        &args.logs.join(format!("mlserver-{}.log", e.model)),
         &format!("{base}/v2/models/{}/ready", e.model),
         Duration::from_secs(180),
     )?;
@@ -516,7 +568,8 @@ fn alternative(
     println!("  MLServer ready in {start_ms:.0} ms; it answers {theirs}, as trademl does");
     std::thread::sleep(Duration::from_millis(500));
     let idle = server.memory()?;
-    let (runs, peak) = drive(generator, &server, &url, &request.one, args, &out)?;
+    let log = args.logs.join(format!("mlserver-{}.log", e.model));
+    let (runs, peak) = drive(generator, &server, &log, &url, &request.one, args, &out)?;
     drop(server);
     println!(
         "  MLServer resident memory ({} processes): idle {:.1} MiB, peak under load {:.1} MiB",
