@@ -11,7 +11,7 @@
 //! listen = "127.0.0.1:8080"
 //! deadline_ms = 2000
 //! max_memory_mib = 2048
-//! max_instances = 64
+//! max_instances = 8                     # default: 4 per core
 //! compiled_cache = "/var/cache/trademl"   # default: <models>/.cache
 //! ```
 
@@ -136,7 +136,10 @@ impl ServeConfig {
         if deadline_ms == 0 {
             bail!("the deadline must be at least 1 ms");
         }
-        let max_instances = cli.max_instances.or(file.max_instances).unwrap_or(64);
+        let max_instances = cli
+            .max_instances
+            .or(file.max_instances)
+            .unwrap_or_else(crate::sandbox::default_max_instances);
         if max_instances == 0 {
             bail!("max_instances must be at least 1");
         }

@@ -38,7 +38,7 @@ enum Command {
         /// The CPU deadline of one prediction, in milliseconds [default: 2000]
         #[arg(long)]
         deadline_ms: Option<u64>,
-        /// How many model instances may run at once [default: 64]
+        /// How many predictions may run at once; more wait [default: 4 per core]
         #[arg(long)]
         max_instances: Option<u32>,
         /// A TOML configuration file.

@@ -67,7 +67,7 @@ pub const RETIRE_BATCH: usize = 8;
 /// `max_instances` (a batch being dropped by the one retiring thread and the
 /// next one filling), so that stores waiting to be dropped never starve live
 /// calls of a slot.
-pub const RETIRE_QUEUE: usize = 32;
+pub const RETIRE_QUEUE: usize = 16;
 
 /// How long fewer than [`RETIRE_BATCH`] finished stores may wait.
 pub const RETIRE_WAIT: Duration = Duration::from_millis(100);
@@ -160,11 +160,21 @@ pub struct SandboxConfig {
     pub parallel_compilation: bool,
 }
 
+/// The default number of calls that may run at once: four per core. Calls
+/// are CPU-bound, so more than a few per core only queue inside the pool,
+/// and every pool slot a call has used keeps up to [`KEEP_RESIDENT`] of
+/// memory resident: with 64 on two cores the server passed 300 MiB under
+/// load (docs/benchmarks.md, "Memory"). Requests beyond it wait for a slot.
+pub fn default_max_instances() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (4 * cores).clamp(4, 256) as u32
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             max_memory_mib: 2048,
-            max_instances: 64,
+            max_instances: default_max_instances(),
             pooling: true,
             cache_dir: None,
             tiering: Tiering::Background {
