@@ -32,9 +32,10 @@
 //! [`RETIRE_WAIT`]). Only that thread drops retired stores, so at most
 //! twice [`RETIRE_QUEUE`] of them hold a pool slot (one batch being dropped,
 //! the next one waiting): the pool has that many slots beyond
-//! `max_instances`, and live calls never run out of instances. Tearing an instance down (resetting the pages it wrote,
-//! returning its pool slot) is about as long as the call itself, and the
-//! caller already holds its outputs. The instance is still used once.
+//! `max_instances`, and live calls never run out of instances. Tearing an
+//! instance down (resetting the pages it wrote, returning its pool slot) is
+//! about as long as the call itself, and the caller already holds its
+//! outputs. The instance is still used once.
 
 use std::path::PathBuf;
 use std::sync::Arc;
