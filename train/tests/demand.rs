@@ -120,6 +120,7 @@ fn the_trees_use_the_planned_deals_and_beat_the_baselines() {
         weight_powers: args.weight_powers.clone(),
         tree_step: args.tree_step,
         inner_origins: args.inner_origins,
+        subsample: args.subsample,
     };
     let e = run_evaluation(&grid, &g, 8).unwrap();
     assert_eq!(e.origins.len(), 2);
@@ -163,6 +164,26 @@ fn the_trees_use_the_planned_deals_and_beat_the_baselines() {
     assert_eq!(tuned, tuned_moved);
     assert_eq!(e.tuned.inner_origin_weeks.len(), args.inner_origins);
     assert_eq!(e.tuned.inner_origin_weeks[0], WEEKS - 8 - 4);
+
+    // --subsample grows each tree on a random share of the rows (forust ignores its subsample
+    // setting unless asked to sample at random), reproducibly for one seed.
+    use trademl_train::demand::protocol::fit;
+    let predictions = |subsample: f32| {
+        let g = trademl_train::demand::protocol::Grid2 {
+            subsample,
+            ..g.clone()
+        };
+        let forest = fit(&rows, 2, 20, 0.0, &g).unwrap();
+        (0..rows.n)
+            .map(|i| {
+                let row: Vec<f64> = (0..rows.cols).map(|c| rows.x[c * rows.n + i]).collect();
+                forest.view().predict(&row)
+            })
+            .collect::<Vec<f64>>()
+    };
+    let (every_row, half) = (predictions(1.0), predictions(0.5));
+    assert_ne!(every_row, half);
+    assert_eq!(half, predictions(0.5));
 }
 
 #[test]

@@ -58,6 +58,9 @@ pub struct DataArgs {
     /// number of trees, the level correction and the 80% interval are tuned on.
     #[arg(long, default_value_t = 3)]
     pub inner_origins: usize,
+    /// Share of the training rows each tree is grown on, sampled at random (1 = every row).
+    #[arg(long, default_value_t = 1.0)]
+    pub subsample: f32,
     /// Seed of the trees' row and column sampling.
     #[arg(long, default_value_t = 20250101)]
     pub seed: u64,
@@ -75,6 +78,11 @@ impl DataArgs {
             self.learning_rate > 0.0 && self.learning_rate <= 1.0,
             "--learning-rate {} must be in (0, 1]",
             self.learning_rate
+        );
+        ensure!(
+            self.subsample > 0.0 && self.subsample <= 1.0,
+            "--subsample {} must be in (0, 1]",
+            self.subsample
         );
         ensure!(self.origin_step >= 1, "--origin-step must be at least 1");
         ensure!(self.tree_step >= 1, "--tree-step must be at least 1");
@@ -99,6 +107,7 @@ impl DataArgs {
             weight_powers: self.weight_powers.clone(),
             tree_step: self.tree_step,
             inner_origins: self.inner_origins,
+            subsample: self.subsample,
         })
     }
 

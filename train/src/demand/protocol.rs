@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, ensure};
 use forust_ml::objective::ObjectiveType;
+use forust_ml::sampler::SampleMethod;
 use forust_ml::{GradientBooster, Matrix};
 use serde::Serialize;
 use trademl_model_demand_forecast::model::{Forecaster, HORIZON, Series, feature_names, features};
@@ -33,6 +34,8 @@ pub struct Grid2 {
     /// Inner origins (HORIZON weeks apart, ending HORIZON weeks before the first test origin)
     /// that the number of trees, the level correction and the interval are tuned on.
     pub inner_origins: usize,
+    /// Share of the training rows each tree is grown on, sampled at random (1 = every row).
+    pub subsample: f32,
 }
 
 /// The chosen settings and the interval quantiles, from an inner validation origin.
@@ -162,10 +165,16 @@ pub fn fit(rows: &Rows, depth: usize, trees: usize, power: f64, g: &Grid2) -> Re
         .set_max_leaves(usize::MAX)
         .set_min_leaf_weight(20.0)
         .set_l2(1.0)
-        .set_subsample(0.8)
         .set_colsample_bytree(0.8)
         .set_seed(g.seed)
         .set_parallel(true);
+    if g.subsample < 1.0 {
+        // forust samples rows only with the Random method; its default
+        // method ignores `subsample`.
+        booster = booster
+            .set_sample_method(SampleMethod::Random)
+            .set_subsample(g.subsample);
+    }
     booster
         .fit(&matrix, &rows.y, &row_weights(rows, power), None)
         .context("fitting the boosted trees")?;
