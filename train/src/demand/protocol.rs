@@ -416,6 +416,11 @@ pub fn calibrate(grid: &Grid, inners: &[usize], valid: &[(Scored, f64)]) -> Cali
     }
 }
 
+/// The best (depth, weight power) so far on the latest inner origin: its validation accuracy
+/// (at its best number of trees), the depth, the weight power, its fit with every tree, and its
+/// accuracy by number of trees.
+type Best = (f64, usize, f64, Forest, Vec<(usize, f64)>);
+
 /// Tunes on `g.inner_origins` inner origins `last − HORIZON`, `last − 2·HORIZON`, … (each
 /// fitted on targets up to it and validated on the HORIZON weeks after it):
 ///
@@ -445,7 +450,7 @@ pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str))
         "too few weeks before week {} to tune on",
         grid.week(inner)
     );
-    let mut best: Option<(f64, usize, f64, Forest, Vec<(usize, f64)>)> = None;
+    let mut best: Option<Best> = None;
     let mut tried = Vec::new();
     for &depth in &g.depths {
         for &power in &g.weight_powers {

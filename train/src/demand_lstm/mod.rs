@@ -547,9 +547,9 @@ pub fn tract_vs_candle(
     let e = fitted.encoder.encode(inputs);
     let pred = fitted.net.predict(&e)?;
     let mut worst = 0.0f64;
-    for r in 0..inputs.n {
-        for h in 0..HORIZON {
-            let candle = (f64::from(e.level[r] + pred[r][h]) + tuned.log_shift[h]).exp();
+    for (r, row) in pred.iter().enumerate().take(inputs.n) {
+        for (h, &p) in row.iter().enumerate().take(HORIZON) {
+            let candle = (f64::from(e.level[r] + p) + tuned.log_shift[h]).exp();
             let diff = (tract.units[r][h] - candle).abs() / candle.abs().max(1.0);
             worst = worst.max(diff);
         }

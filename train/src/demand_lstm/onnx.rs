@@ -155,7 +155,7 @@ impl Graph {
         name.into()
     }
 
-    fn to_float(&mut self, x: &str) -> String {
+    fn cast_to_float(&mut self, x: &str) -> String {
         self.op("Cast", &[x], vec![attr_int("to", FLOAT as i64)])
     }
 
@@ -192,11 +192,11 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     let one = g.floats("one", &[], vec![1.0]);
     let eps = g.floats("eps", &[], vec![EPS]);
     let names = input_names(p);
-    let [st, br, u, pr, dl, ft, pp, pd, pf] = names.map(|(name, _)| g.to_float(name));
+    let [st, br, u, pr, dl, ft, pp, pd, pf] = names.map(|(name, _)| g.cast_to_float(name));
 
     // History: mask, log units and price relative to their means over the observed weeks.
     let gt = g.op("Greater", &[&u, &zero], vec![]);
-    let m = g.to_float(&gt);
+    let m = g.cast_to_float(&gt);
     let count = g.sum(&m, &ax1, true);
     let count = g.op("Max", &[&count, &one], vec![]);
     let masked_log = |g: &mut Graph, x: &str| {
@@ -275,7 +275,7 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
         let ids = g.floats(name, &[1, n], ids);
         let x = g.unsqueeze(x, &ax1);
         let eq = g.op("Equal", &[&x, &ids], vec![]);
-        g.to_float(&eq)
+        g.cast_to_float(&eq)
     };
     let brand_oh = one_hot(
         &mut g,
