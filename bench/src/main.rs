@@ -313,7 +313,7 @@ fn logged_since(log: &Path, offset: u64) -> Vec<String> {
         }
     }
     let mut counts: Vec<_> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
     let mut lines: Vec<String> = counts
         .iter()
         .take(10)
