@@ -459,20 +459,8 @@ pub const METHODS: [(&str, &str); 4] = [
     ),
 ];
 
-/// One method's figures.
-#[derive(Debug, Clone, Serialize)]
-pub struct MethodResult {
-    /// The method's key.
-    pub key: &'static str,
-    /// 1 − WAPE at store × brand × week over all test weeks.
-    pub store: f64,
-    /// 1 − WAPE at chain × brand × week.
-    pub chain: f64,
-    /// Per origin (store, chain).
-    pub per_origin: Vec<(f64, f64)>,
-    /// Per horizon 1..=4 (store, chain), over the origins.
-    pub per_horizon: Vec<(f64, f64)>,
-}
+/// One method's figures, as the trees' evaluation reports them.
+pub use crate::demand::MethodResult;
 
 /// One test origin.
 #[derive(Debug, Clone, Serialize)]
