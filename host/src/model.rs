@@ -160,8 +160,9 @@ impl LoadedVersion {
         let started = Instant::now();
         let verified = signing::verify(bytes, trust)?;
         let verify = started.elapsed();
-        let mut loaded = Self::load_unverified(sandbox, bytes, deadline)?;
-        loaded.digest = hex::encode(verified.digest);
+        // The content digest was computed by the verification: hashing a
+        // large component again costs as much as verifying it.
+        let mut loaded = Self::load_with_digest(sandbox, bytes, deadline, verified.digest)?;
         loaded.signer = verified.key_name;
         loaded.timings.verify = verify;
         Ok(loaded)
@@ -173,6 +174,18 @@ impl LoadedVersion {
         sandbox: &Arc<Sandbox>,
         bytes: &[u8],
         deadline: Duration,
+    ) -> Result<LoadedVersion, LoadError> {
+        let digest =
+            signing::digest_of_content(bytes).map_err(|e| LoadError::Manifest(e.to_string()))?;
+        Self::load_with_digest(sandbox, bytes, deadline, digest)
+    }
+
+    /// Compile and check a file whose content digest is `digest`.
+    fn load_with_digest(
+        sandbox: &Arc<Sandbox>,
+        bytes: &[u8],
+        deadline: Duration,
+        digest: [u8; 32],
     ) -> Result<LoadedVersion, LoadError> {
         let manifest =
             manifest::read_manifest(bytes).map_err(|e| LoadError::Manifest(e.to_string()))?;
@@ -192,9 +205,7 @@ impl LoadedVersion {
                 allowed: sandbox.max_memory_mib(),
             });
         }
-        let digest = signing::digest_of_content(bytes)
-            .map(hex::encode)
-            .map_err(|e| LoadError::Manifest(e.to_string()))?;
+        let digest = hex::encode(digest);
 
         let started = Instant::now();
         let compiled = sandbox
