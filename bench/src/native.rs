@@ -27,6 +27,14 @@ pub const MODELS: &[NativeModel] = &[
     native::<trademl_model_price_optimizer::PriceOptimizer>("price-optimizer"),
     native::<trademl_model_demand_forecast::DemandForecast>("demand-forecast"),
     native::<trademl_model_promo_effectiveness::PromoModel>("promo-effectiveness"),
+    NativeModel {
+        name: "demand-forecast-lstm",
+        predict: lstm,
+        batch: None,
+        // f32 arithmetic by tract's native kernels (AVX) and by its
+        // WebAssembly SIMD kernels, summed in different orders.
+        tolerance: 1e-5,
+    },
 ];
 
 const fn native<M: Model>(name: &'static str) -> NativeModel {
@@ -34,7 +42,60 @@ const fn native<M: Model>(name: &'static str) -> NativeModel {
         name,
         predict: predict::<M>,
         batch: None,
+        tolerance: 1e-9,
     }
+}
+
+/// demand-forecast-lstm is an ONNX graph that its component runs with tract
+/// (the ONNX runner, `runners/onnx`). Natively: the graph it was packed from,
+/// `onnx-models/demand-forecast-lstm/model.onnx`, run by the same version of
+/// tract, with the tensors converted as the runner converts them.
+fn lstm(inputs: Vec<Tensor>) -> Result<Vec<Tensor>, String> {
+    use std::sync::OnceLock;
+    use trademl_train::demand_lstm::net::Inputs;
+    use trademl_train::demand_lstm::onnx::{OUTPUTS, Runner};
+    const GRAPH: &[u8] = include_bytes!("../../onnx-models/demand-forecast-lstm/model.onnx");
+    const HORIZON: usize = 4;
+    static RUNNER: OnceLock<Result<Runner, String>> = OnceLock::new();
+
+    let column = |name: &str| -> Result<&[f64], String> {
+        match inputs.iter().find(|t| t.name == name).map(|t| &t.data) {
+            Some(TensorData::Fp64(v)) => Ok(v),
+            Some(_) => Err(format!("input \"{name}\" is not FP64")),
+            None => Err(format!("no input \"{name}\"")),
+        }
+    };
+    let n = column("store")?.len();
+    let products = column("planned_prices")?.len() / (n * HORIZON).max(1);
+    let runner = RUNNER
+        .get_or_init(|| Runner::new(GRAPH, products).map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let request = Inputs {
+        n,
+        products,
+        store: column("store")?.to_vec(),
+        brand: column("brand")?.to_vec(),
+        history_units: column("history_units")?.to_vec(),
+        history_price: column("history_price")?.to_vec(),
+        history_deal: column("history_deal")?.to_vec(),
+        history_feature: column("history_feature")?.to_vec(),
+        planned_prices: column("planned_prices")?.to_vec(),
+        planned_deal: column("planned_deal")?.to_vec(),
+        planned_feature: column("planned_feature")?.to_vec(),
+    };
+    let out = runner.run(&request).map_err(|e| format!("{e:#}"))?;
+    Ok([out.units, out.lower, out.upper]
+        .into_iter()
+        .zip(OUTPUTS)
+        .map(|(rows, name)| {
+            Tensor::new(
+                name,
+                vec![n as u64, HORIZON as u64],
+                TensorData::Fp64(rows.into_iter().flatten().collect()),
+            )
+        })
+        .collect())
 }
 
 /// The recommender's request is one customer's baskets; what grows with a

@@ -46,6 +46,11 @@ pub struct NativeModel {
     /// How to build its batch request, when tiling its example's rows does
     /// not make one; with what its "rows" are, for the figures.
     pub batch: Option<(&'static str, BatchRequest)>,
+    /// The relative difference allowed between its native and sandboxed
+    /// outputs: 1e-9 for code that computes the same in both, more for
+    /// arithmetic whose order differs (tract's native and WebAssembly SIMD
+    /// kernels sum in different orders).
+    pub tolerance: f64,
 }
 
 /// The command-line options of the in-process series, shared by
@@ -763,7 +768,7 @@ fn check_native(loaded: &LoadedVersion, native: &NativeModel, inputs: &[Tensor])
         );
     }
     for (s, n) in sandboxed.iter().zip(&natively) {
-        trademl_sdk::protocol::tensors_close(s, n, 1e-9).map_err(|e| {
+        trademl_sdk::protocol::tensors_close(s, n, native.tolerance).map_err(|e| {
             anyhow::anyhow!(
                 "{}: the native code differs from the component: {e}; rebuild models/ from this source",
                 native.name
