@@ -37,7 +37,7 @@ use crate::scanner::{self, Panel};
 /// The model's name.
 pub const NAME: &str = "demand-forecast-lstm";
 /// Its version.
-pub const VERSION: &str = "1.0.0";
+pub const VERSION: &str = "1.0.1";
 
 /// The input data and the training settings shared by training and evaluation.
 #[derive(Debug, Clone, clap::Args)]

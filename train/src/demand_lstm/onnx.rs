@@ -70,6 +70,15 @@ fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
     }
 }
 
+fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
 fn value_info(name: &str, elem_type: i32, dims: &[Option<i64>]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     pb::ValueInfoProto {
@@ -218,11 +227,15 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     let x3 = rel(&mut g, &lp, &pl);
     let x4 = g.op("Mul", &[&dl, &m], vec![]);
     let x5 = g.op("Mul", &[&ft, &m], vec![]);
-    let cols: Vec<String> = [&x1, &m, &x3, &x4, &x5]
-        .iter()
-        .map(|x| g.unsqueeze(x, &ax2))
-        .collect();
-    let seq = g.concat(&cols.iter().map(String::as_str).collect::<Vec<_>>(), 2);
+    // The sequence [batch, time, feature], built as [batch, feature * time] -> [batch, feature,
+    // time] -> transposed. Concatenating [batch, time, 1] columns on the feature axis instead
+    // computes the same tensor, but tract then splits the LSTM's input projection at the concat
+    // into one rank-1 product per feature, each a full [time, batch, 4 * hidden] tensor that is
+    // moved and summed: 100 rows took 12.9 ms natively that way, 2.8 ms this way.
+    let seq = g.concat(&[&x1, &m, &x3, &x4, &x5], 1);
+    let shape = g.ints("seq_shape", &[-1, SEQ_FEATURES as i64, HISTORY as i64]);
+    let seq = g.op("Reshape", &[&seq, &shape], vec![]);
+    let seq = g.op("Transpose", &[&seq], vec![attr_ints("perm", &[0, 2, 1])]);
 
     // The LSTM; only its last hidden state is used.
     let w = g.floats(
