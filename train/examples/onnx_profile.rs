@@ -1,0 +1,125 @@
+//! Where tract spends its time on an ONNX graph: the time of each node of the optimised plan,
+//! natively, on a request of `--rows` rows tiled from the first of the graph's examples (the
+//! `examples.json` that `trademl pack --onnx` takes).
+//!
+//! Run from the workspace root:
+//! `cargo run --release -p trademl-train --example onnx_profile -- onnx-models/demand-forecast-lstm`
+//!
+//! This is how the LSTM's exported graph was found to spend most of a 100-row request splitting
+//! its input projection (docs/bench/onnx.md); the ONNX runner inside the component runs the same
+//! plan with the same version of tract.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::{SimpleState, eval};
+
+#[derive(Parser)]
+struct Args {
+    /// A folder holding model.onnx and examples.json.
+    dir: PathBuf,
+    /// Rows of the request: the example's rows repeated.
+    #[arg(long, default_value_t = 100)]
+    rows: usize,
+    /// Runs timed (after as many untimed).
+    #[arg(long, default_value_t = 100)]
+    runs: usize,
+    /// Nodes listed, slowest first.
+    #[arg(long, default_value_t = 15)]
+    top: usize,
+}
+
+/// The first example's inputs, each tiled along its first axis to `rows` rows.
+fn request(examples: &serde_json::Value, rows: usize) -> Result<TVec<TValue>> {
+    let inputs = examples[0]["inputs"]
+        .as_array()
+        .context("examples.json: the first example has no \"inputs\" list")?;
+    let mut values = tvec![];
+    for t in inputs {
+        let name = t["name"].as_str().unwrap_or("?");
+        let shape: Vec<usize> = serde_json::from_value(t["shape"].clone())
+            .with_context(|| format!("input \"{name}\": shape"))?;
+        let data: Vec<f64> = serde_json::from_value(t["data"].clone())
+            .with_context(|| format!("input \"{name}\": data (numbers)"))?;
+        if t["datatype"] != "FP64" {
+            bail!("input \"{name}\": only FP64 inputs are supported here");
+        }
+        let Some(&example_rows) = shape.first().filter(|&&r| r > 0) else {
+            bail!("input \"{name}\": no rows");
+        };
+        let per_row = data.len() / example_rows;
+        let tiled: Vec<f64> = (0..rows)
+            .flat_map(|r| &data[(r % example_rows) * per_row..][..per_row])
+            .copied()
+            .collect();
+        let mut tiled_shape = shape.clone();
+        tiled_shape[0] = rows;
+        values.push(TValue::from(
+            Tensor::from_shape(&tiled_shape, &tiled).map_err(|e| anyhow!("{e:?}"))?,
+        ));
+    }
+    Ok(values)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let onnx = args.dir.join("model.onnx");
+    let examples: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(args.dir.join("examples.json")).context("reading examples.json")?,
+    )
+    .context("examples.json is not JSON")?;
+    let plan = tract_onnx::onnx()
+        .model_for_path(&onnx)
+        .map_err(|e| anyhow!("{e:?}"))
+        .with_context(|| format!("reading {}", onnx.display()))?
+        .into_optimized()
+        .map_err(|e| anyhow!("{e:?}"))?
+        .into_runnable()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let inputs = request(&examples, args.rows)?;
+    let mut state = SimpleState::new(&plan).map_err(|e| anyhow!("{e:?}"))?;
+    let mut per_node: HashMap<String, f64> = HashMap::new();
+    let mut total = 0.0;
+    for run in 0..2 * args.runs {
+        let timed = run >= args.runs;
+        let started = Instant::now();
+        state
+            .run_plan_with_eval(inputs.clone(), |ctx, op_state, node, input| {
+                let started = Instant::now();
+                let out = eval(ctx, op_state, node, input);
+                if timed {
+                    *per_node
+                        .entry(format!("{} ({})", node.name, node.op().name()))
+                        .or_default() += started.elapsed().as_secs_f64();
+                }
+                out
+            })
+            .map_err(|e| anyhow!("{e:?}"))?;
+        if timed {
+            total += started.elapsed().as_secs_f64();
+        }
+    }
+    let ms = |s: f64| s * 1e3 / args.runs as f64;
+    println!(
+        "{}: {} rows, mean of {} runs: {:.3} ms a run, {} nodes",
+        onnx.display(),
+        args.rows,
+        args.runs,
+        ms(total),
+        per_node.len()
+    );
+    let mut nodes: Vec<_> = per_node.into_iter().collect();
+    nodes.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (node, seconds) in nodes.iter().take(args.top) {
+        println!(
+            "{:9.3} ms {:5.1}%  {node}",
+            ms(*seconds),
+            100.0 * seconds / total
+        );
+    }
+    Ok(())
+}
