@@ -194,7 +194,19 @@ fn trains_writes_weights_manifest_and_report() {
     let out = dir.path();
     let mut eval = vec!["x".to_string(), "eval".to_string()];
     eval.extend(small(&csv));
-    eval.extend(["--test-weeks", "8", "--report-dir", out.to_str().unwrap()].map(String::from));
+    eval.extend(
+        [
+            "--test-weeks",
+            "8",
+            "--report-dir",
+            out.to_str().unwrap(),
+            "--seed-spread",
+            "1",
+            "--seed",
+            "7",
+        ]
+        .map(String::from),
+    );
     let Command::Eval(e) = Cli::parse_from(eval).command else {
         unreachable!()
     };
@@ -203,6 +215,27 @@ fn trains_writes_weights_manifest_and_report() {
     assert!(
         md.contains("## Protocol") && md.contains("`mean_last4`"),
         "{md}"
+    );
+    // The other seed's run is reported beside the reported seed's.
+    assert!(md.contains("## Seed sensitivity"), "{md}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("demand-forecast.json")).unwrap())
+            .unwrap();
+    let seeds = report["seed_spread"].as_array().unwrap();
+    assert_eq!(seeds.len(), 2, "{seeds:?}");
+    assert_eq!(
+        (seeds[0]["seed"].as_u64(), seeds[1]["seed"].as_u64()),
+        (Some(7), Some(8))
+    );
+    let trees = report["evaluation"]["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "trees")
+        .unwrap();
+    assert_eq!(
+        seeds[0]["store"], trees["store"],
+        "the first is the reported run"
     );
     assert!(out.join("demand-forecast.svg").exists());
 

@@ -15,7 +15,7 @@ pub mod protocol;
 
 use std::path::PathBuf;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 use trademl_model_demand_forecast::model::HORIZON;
 
@@ -146,6 +146,51 @@ pub struct EvalArgs {
     /// Where to write demand-forecast.md and .json.
     #[arg(long, default_value = "docs/models")]
     pub report_dir: PathBuf,
+    /// Also run the whole protocol (tuning included) with this many other seeds, `--seed` + 1,
+    /// + 2, ..., and report the spread of the trees' test accuracy: the trees sample columns at
+    /// random, so one seed's figure is one draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed_spread: u64,
+}
+
+/// The trees' test accuracy with one seed of the trees' sampling.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeedRun {
+    /// `--seed`.
+    pub seed: u64,
+    /// Chosen depth and number of trees.
+    pub depth: usize,
+    /// Chosen number of trees.
+    pub trees: usize,
+    /// Store accuracy averaged over the inner origins at the chosen settings.
+    pub inner_store: f64,
+    /// Test accuracy, store and chain.
+    pub store: f64,
+    /// Test accuracy, chain.
+    pub chain: f64,
+}
+
+impl SeedRun {
+    fn of(seed: u64, e: &Evaluation) -> Result<SeedRun> {
+        let trees = e
+            .methods
+            .iter()
+            .find(|m| m.key == "trees")
+            .context("the evaluation has no trees result")?;
+        Ok(SeedRun {
+            seed,
+            depth: e.tuned.depth,
+            trees: e.tuned.trees,
+            inner_store: e
+                .tuned
+                .tree_accuracy
+                .iter()
+                .find(|(n, _)| *n == e.tuned.trees)
+                .map_or(f64::NAN, |(_, a)| *a),
+            store: trees.store,
+            chain: trees.chain,
+        })
+    }
 }
 
 /// The methods of the evaluation, key and description.
@@ -414,5 +459,18 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
     let g = args.data.grid()?;
     let (panel, grid) = args.data.load()?;
     let evaluation = run_evaluation(&grid, &g, args.test_weeks)?;
-    output::write_report(args, &panel, &grid, &evaluation)
+    let mut seeds = vec![SeedRun::of(g.seed, &evaluation)?];
+    for k in 1..=args.seed_spread {
+        let other = Grid2 {
+            seed: g.seed + k,
+            ..g.clone()
+        };
+        eprintln!(
+            "seed spread: {k} of {}, seed {}",
+            args.seed_spread, other.seed
+        );
+        let e = run_evaluation(&grid, &other, args.test_weeks)?;
+        seeds.push(SeedRun::of(other.seed, &e)?);
+    }
+    output::write_report(args, &panel, &grid, &evaluation, &seeds)
 }

@@ -8,7 +8,7 @@ use trademl_model_demand_forecast::model::{self, HISTORY, HORIZON, IoSpec, Serie
 
 use super::panel::Grid;
 use super::protocol::{self, Tuned};
-use super::{EvalArgs, Evaluation, METHODS, TrainArgs, Trained};
+use super::{EvalArgs, Evaluation, METHODS, SeedRun, TrainArgs, Trained};
 use crate::files::{command_line, today, write};
 use crate::scanner::Panel;
 
@@ -229,7 +229,7 @@ pub fn write_manifest(args: &TrainArgs, panel: &Panel, grid: &Grid, t: &Trained)
                 "features": feature_names(grid.products),
                 "trees": {"depth": t.tuned.depth, "trees": t.tuned.trees, "nodes": t.forest.n_nodes(),
                           "learning_rate": args.data.learning_rate, "training_rows": t.rows,
-                          "library": "forust-ml 0.8 (squared loss, subsample 0.8, colsample 0.8, L2 1, min leaf weight 20)"},
+                          "library": format!("forust-ml 0.8 (squared loss, subsample {}, colsample 0.8, L2 1, min leaf weight 20)", args.data.subsample)},
                 "tuning": t.tuned,
                 "tuning_protocol": "inner origins 4, 8 and 12 weeks before the data's end, each fitted on targets up to it and validated on the 4 weeks after it: depth chosen on the latest, the number of trees by store accuracy averaged over all, the per-horizon level correction by the sum of store and chain accuracy over all validation weeks pooled, the interval's quantiles from those pooled corrected residuals per horizon at the tail probability whose quantiles from two inner origins cover closest to 80% on the third; then refitted on every week",
             },
@@ -350,7 +350,13 @@ fn plot(e: &Evaluation) -> String {
 }
 
 /// Writes the report: Markdown, JSON and the plot.
-pub fn write_report(args: &EvalArgs, panel: &Panel, grid: &Grid, e: &Evaluation) -> Result<()> {
+pub fn write_report(
+    args: &EvalArgs,
+    panel: &Panel,
+    grid: &Grid,
+    e: &Evaluation,
+    seeds: &[SeedRun],
+) -> Result<()> {
     let json = json!({
         "model": model::NAME,
         "command": command_line(),
@@ -360,6 +366,7 @@ pub fn write_report(args: &EvalArgs, panel: &Panel, grid: &Grid, e: &Evaluation)
                  "last_week": grid.week(grid.weeks - 1)},
         "test_weeks": args.test_weeks,
         "evaluation": e,
+        "seed_spread": seeds,
         "issue_reference": {"lightgbm": {"store": 0.56, "chain": 0.65},
                             "mean_last4": {"store": 0.29, "chain": 0.36},
                             "exp_smoothing": {"store": 0.15, "chain": 0.24}},
@@ -372,11 +379,17 @@ pub fn write_report(args: &EvalArgs, panel: &Panel, grid: &Grid, e: &Evaluation)
     write(&dir.join(format!("{REPORT}.svg")), plot(e))?;
     write(
         &dir.join(format!("{REPORT}.md")),
-        markdown(args, panel, grid, e),
+        markdown(args, panel, grid, e, seeds),
     )
 }
 
-fn markdown(args: &EvalArgs, panel: &Panel, grid: &Grid, e: &Evaluation) -> String {
+fn markdown(
+    args: &EvalArgs,
+    panel: &Panel,
+    grid: &Grid,
+    e: &Evaluation,
+    seeds: &[SeedRun],
+) -> String {
     let last = grid.week(grid.weeks - 1);
     let mut m = String::from("# demand-forecast — evaluation\n\n");
     m.push_str(&format!(
@@ -527,7 +540,48 @@ fn markdown(args: &EvalArgs, panel: &Panel, grid: &Grid, e: &Evaluation) -> Stri
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    m.push_str(&seed_spread(seeds));
     m.push_str(&reading(grid, e));
+    m
+}
+
+/// The trees' test accuracy with other seeds of their sampling, when the evaluation ran them.
+fn seed_spread(seeds: &[SeedRun]) -> String {
+    let [reported, others @ ..] = seeds else {
+        return String::new();
+    };
+    if others.is_empty() {
+        return String::new();
+    }
+    let stats = |f: fn(&SeedRun) -> f64| {
+        let v: Vec<f64> = seeds.iter().map(f).collect();
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (min, v.iter().sum::<f64>() / v.len() as f64, max)
+    };
+    let (s_min, s_mean, s_max) = stats(|r| r.store);
+    let (c_min, c_mean, c_max) = stats(|r| r.chain);
+    let rank = 1 + others.iter().filter(|r| r.store > reported.store).count();
+    let mut m = format!(
+        "## Seed sensitivity\n\nThe trees sample 80% of the features for each tree, so the figures \
+         above are one draw. The whole protocol, tuning included, run with {} other seeds \
+         (`--seed-spread {}`): test store accuracy {s_min:.4} to {s_max:.4} (mean {s_mean:.4}), \
+         chain {c_min:.4} to {c_max:.4} (mean {c_mean:.4}); the reported seed {} ranks {rank} of {} \
+         by store accuracy; it is the trainer's default `--seed`.\n\n\
+         | seed | depth, trees chosen | inner store (tuning) | test store | test chain |\n\
+         |---|---|---|---|---|\n",
+        others.len(),
+        others.len(),
+        reported.seed,
+        seeds.len()
+    );
+    for r in seeds {
+        m.push_str(&format!(
+            "| {} | {}, {} | {:.4} | {:.4} | {:.4} |\n",
+            r.seed, r.depth, r.trees, r.inner_store, r.store, r.chain
+        ));
+    }
+    m.push('\n');
     m
 }
 
