@@ -146,9 +146,9 @@ pub struct EvalArgs {
     /// Where to write demand-forecast.md and .json.
     #[arg(long, default_value = "docs/models")]
     pub report_dir: PathBuf,
-    /// Also run the whole protocol (tuning included) with this many other seeds, `--seed` + 1,
-    /// + 2, ..., and report the spread of the trees' test accuracy: the trees sample columns at
-    /// random, so one seed's figure is one draw.
+    /// Also run the whole protocol (tuning included) with this many other seeds (the next ones
+    /// after `--seed`) and report the spread of the trees' test accuracy: the trees sample
+    /// columns at random, so one seed's figure is one draw.
     #[arg(long, default_value_t = 0)]
     pub seed_spread: u64,
 }
