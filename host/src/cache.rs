@@ -174,9 +174,15 @@ impl CompiledCache {
                 // from `Component::serialize` of this host's engine; they
                 // cannot change since (above). wasmtime checks that the
                 // engine's version and configuration match.
-                return unsafe { Component::deserialize_file(engine, &same_file) }
-                    .map_err(anyhow::Error::from)
-                    .context("wasmtime refused the entry");
+                match unsafe { Component::deserialize_file(engine, &same_file) } {
+                    Ok(component) => return Ok(component),
+                    // A cache on a file system mounted noexec cannot map code
+                    // executable: copy it into memory instead, below.
+                    Err(err) => tracing::debug!(
+                        "mapping {} as code failed ({err:#}); copying it",
+                        path.display()
+                    ),
+                }
             }
             // SAFETY: as below, on the bytes just authenticated.
             return unsafe { Component::deserialize(engine, &mapped[..]) }
