@@ -52,10 +52,10 @@ const fn native<M: Model>(name: &'static str) -> NativeModel {
 /// tract, with the tensors converted as the runner converts them.
 fn lstm(inputs: Vec<Tensor>) -> Result<Vec<Tensor>, String> {
     use std::sync::OnceLock;
+    use trademl_model_demand_forecast::model::HORIZON;
     use trademl_train::demand_lstm::net::Inputs;
     use trademl_train::demand_lstm::onnx::{OUTPUTS, Runner};
     const GRAPH: &[u8] = include_bytes!("../../onnx-models/demand-forecast-lstm/model.onnx");
-    const HORIZON: usize = 4;
     static RUNNER: OnceLock<Result<Runner, String>> = OnceLock::new();
 
     let column = |name: &str| -> Result<&[f64], String> {

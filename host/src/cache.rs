@@ -185,9 +185,7 @@ impl CompiledCache {
                 }
             }
             // SAFETY: as below, on the bytes just authenticated.
-            return unsafe { Component::deserialize(engine, &mapped[..]) }
-                .map_err(anyhow::Error::from)
-                .context("wasmtime refused the entry");
+            return accepted(unsafe { Component::deserialize(engine, &mapped[..]) });
         }
         let mut payload = Vec::with_capacity(metadata.len() as usize);
         file.read_to_end(&mut payload)
@@ -198,9 +196,7 @@ impl CompiledCache {
         // this host's engine: the tag under this host's secret key, checked
         // just above in constant time, proves they have not been changed since.
         // wasmtime checks that the engine's version and configuration match.
-        unsafe { Component::deserialize(engine, &payload) }
-            .map_err(anyhow::Error::from)
-            .context("wasmtime refused the entry")
+        accepted(unsafe { Component::deserialize(engine, &payload) })
     }
 
     /// Store a component compiled from content with this digest.
@@ -218,6 +214,13 @@ impl CompiledCache {
         write_atomically_private(&self.path(digest), &payload)?;
         write_atomically_private(&self.tag_path(digest), &tag)
     }
+}
+
+/// wasmtime's answer to an entry, with what refused it.
+fn accepted(component: wasmtime::Result<Component>) -> Result<Component> {
+    component
+        .map_err(anyhow::Error::from)
+        .context("wasmtime refused the entry")
 }
 
 /// Whether no one but its owner, this process's user, may write the file.
@@ -305,11 +308,11 @@ mod tests {
         assert!(reopened.load(&engine, &digest).is_some());
     }
 
-    /// An entry that others could have written is read, not mapped, and
-    /// still authenticated.
+    /// An entry that others could have written (read rather than mapped)
+    /// is still authenticated.
     #[cfg(unix)]
     #[test]
-    fn entries_others_may_write_are_read_and_checked() {
+    fn an_entry_others_may_write_is_still_authenticated() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let engine = engine();

@@ -229,7 +229,7 @@ pub fn write_manifest(args: &TrainArgs, panel: &Panel, grid: &Grid, t: &Trained)
                 "features": feature_names(grid.products),
                 "trees": {"depth": t.tuned.depth, "trees": t.tuned.trees, "nodes": t.forest.n_nodes(),
                           "learning_rate": args.data.learning_rate, "training_rows": t.rows,
-                          "library": format!("forust-ml 0.8 (squared loss, subsample {}, colsample 0.8, L2 1, min leaf weight 20)", args.data.subsample)},
+                          "library": format!("forust-ml 0.8 (squared loss, subsample {}, colsample {}, L2 1, min leaf weight 20)", args.data.subsample, protocol::COLSAMPLE)},
                 "tuning": t.tuned,
                 "tuning_protocol": "inner origins 4, 8 and 12 weeks before the data's end, each fitted on targets up to it and validated on the 4 weeks after it: depth chosen on the latest, the number of trees by store accuracy averaged over all, the per-horizon level correction by the sum of store and chain accuracy over all validation weeks pooled, the interval's quantiles from those pooled corrected residuals per horizon at the tail probability whose quantiles from two inner origins cover closest to 80% on the third; then refitted on every week",
             },
@@ -563,13 +563,14 @@ fn seed_spread(seeds: &[SeedRun]) -> String {
     let (c_min, c_mean, c_max) = stats(|r| r.chain);
     let rank = 1 + others.iter().filter(|r| r.store > reported.store).count();
     let mut m = format!(
-        "## Seed sensitivity\n\nThe trees sample 80% of the features for each tree, so the figures \
+        "## Seed sensitivity\n\nThe trees sample {:.0}% of the features for each tree, so the figures \
          above are one draw. The whole protocol, tuning included, run with {} other seeds \
          (`--seed-spread {}`): test store accuracy {s_min:.4} to {s_max:.4} (mean {s_mean:.4}), \
          chain {c_min:.4} to {c_max:.4} (mean {c_mean:.4}); the reported seed {} ranks {rank} of {} \
          by store accuracy; it is the trainer's default `--seed`.\n\n\
          | seed | depth, trees chosen | inner store (tuning) | test store | test chain |\n\
          |---|---|---|---|---|\n",
+        100.0 * protocol::COLSAMPLE,
         others.len(),
         others.len(),
         reported.seed,

@@ -165,7 +165,7 @@ pub fn fit(rows: &Rows, depth: usize, trees: usize, power: f64, g: &Grid2) -> Re
         .set_max_leaves(usize::MAX)
         .set_min_leaf_weight(20.0)
         .set_l2(1.0)
-        .set_colsample_bytree(0.8)
+        .set_colsample_bytree(COLSAMPLE)
         .set_seed(g.seed)
         .set_parallel(true);
     if g.subsample < 1.0 {
@@ -278,6 +278,9 @@ pub mod baselines {
         level
     }
 }
+
+/// Share of the features each tree is grown on, sampled at random with the `--seed`.
+pub const COLSAMPLE: f64 = 0.8;
 
 /// The candidate smoothing constants of the exponential-smoothing baseline.
 pub const ALPHAS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
