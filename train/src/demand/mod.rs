@@ -2,8 +2,8 @@
 //! prices and promotions, with an 80% interval. Gradient-boosted trees on log units relative to
 //! the history's level, direct per horizon (features as of the forecast origin, no recursion).
 //!
-//! - [`train`] reads a scanner panel, tunes the trees on an inner origin (the last four weeks
-//!   are validation), refits on every week, and writes the guest crate's `src/weights.rs` and
+//! - [`train`] reads a scanner panel, tunes the trees on inner origins (each validated on the
+//!   four weeks after it, the last ending at the data's end), refits on every week, and writes the guest crate's `src/weights.rs` and
 //!   `manifest.json`.
 //! - [`evaluate`] runs the rolling-origin protocol (the last 12 weeks as 3 origins of 4 weeks,
 //!   refitted per origin on earlier weeks only) beside the last-value, mean-of-4 and
@@ -32,7 +32,7 @@ pub struct DataArgs {
     /// Which columns hold what.
     #[command(flatten)]
     pub columns: scanner::Columns,
-    /// Tree depths tried on the inner validation origin, comma-separated.
+    /// Tree depths tried on the inner validation origins, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "2,3,4")]
     pub depths: Vec<usize>,
     /// Most trees; the number (a multiple of --tree-step) is chosen on the inner validation
@@ -55,7 +55,7 @@ pub struct DataArgs {
     #[arg(long, default_value_t = 8)]
     pub min_history: usize,
     /// Inner origins, 4 weeks apart before the test (or, in training, the data's end), that the
-    /// number of trees, the level correction and the 80% interval are tuned on.
+    /// depth, the number of trees, the level correction and the 80% interval are tuned on.
     #[arg(long, default_value_t = 3)]
     pub inner_origins: usize,
     /// Share of the training rows each tree is grown on, sampled at random (1 = every row).
@@ -294,13 +294,13 @@ pub fn run_evaluation(grid: &Grid, g: &Grid2, test_weeks: usize) -> Result<Evalu
         .map(|k| first_origin + k * HORIZON)
         .collect();
     let bar = indicatif::ProgressBar::new(
-        (g.depths.len() * g.weight_powers.len() + g.inner_origins - 1 + origins.len()) as u64,
+        (g.depths.len() * g.weight_powers.len() * g.inner_origins + origins.len()) as u64,
     )
     .with_style(
         indicatif::ProgressStyle::with_template("{msg:30} {bar:30} {pos}/{len} {elapsed}")
             .expect("template"),
     );
-    bar.set_message("tuning on the inner origin");
+    bar.set_message("tuning on the inner origins");
     let tuned = protocol::tune(grid, first_origin, g, |m| {
         bar.set_message(format!("tuning: {m}"));
         bar.inc(1);
@@ -398,23 +398,23 @@ pub fn run_evaluation(grid: &Grid, g: &Grid2, test_weeks: usize) -> Result<Evalu
 pub struct Trained {
     /// The trees fitted on every week.
     pub forest: crate::trees::Forest,
-    /// The tuning on the last four weeks.
+    /// The tuning on the inner origins before the data's end.
     pub tuned: Tuned,
     /// Training rows.
     pub rows: usize,
 }
 
-/// Tunes on the last four weeks as an inner origin, then refits on every week.
+/// Tunes on the inner origins before the data's end, then refits on every week.
 pub fn fit_all(grid: &Grid, g: &Grid2) -> Result<Trained> {
     let last = grid.weeks - 1;
     let bar = indicatif::ProgressBar::new(
-        (g.depths.len() * g.weight_powers.len() + g.inner_origins) as u64,
+        (g.depths.len() * g.weight_powers.len() * g.inner_origins + 1) as u64,
     )
     .with_style(
         indicatif::ProgressStyle::with_template("{msg:30} {bar:30} {pos}/{len} {elapsed}")
             .expect("template"),
     );
-    bar.set_message("tuning on the last 4 weeks");
+    bar.set_message("tuning on the inner origins");
     let tuned = protocol::tune(grid, last, g, |m| {
         bar.set_message(format!("tuning: {m}"));
         bar.inc(1);

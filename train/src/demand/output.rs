@@ -231,7 +231,7 @@ pub fn write_manifest(args: &TrainArgs, panel: &Panel, grid: &Grid, t: &Trained)
                           "learning_rate": args.data.learning_rate, "training_rows": t.rows,
                           "library": format!("forust-ml 0.8 (squared loss, subsample {}, colsample {}, L2 1, min leaf weight 20)", args.data.subsample, protocol::COLSAMPLE)},
                 "tuning": t.tuned,
-                "tuning_protocol": "inner origins 4, 8 and 12 weeks before the data's end, each fitted on targets up to it and validated on the 4 weeks after it: depth chosen on the latest, the number of trees by store accuracy averaged over all, the per-horizon level correction by the sum of store and chain accuracy over all validation weeks pooled, the interval's quantiles from those pooled corrected residuals per horizon at the tail probability whose quantiles from two inner origins cover closest to 80% on the third; then refitted on every week",
+                "tuning_protocol": "inner origins 4, 8 and 12 weeks before the data's end, each fitted on targets up to it and validated on the 4 weeks after it: depth, row-weight power and number of trees together by store accuracy averaged over all, the per-horizon level correction by the sum of store and chain accuracy over all validation weeks pooled, the interval's quantiles from those pooled corrected residuals per horizon at the tail probability whose quantiles from two inner origins cover closest to 80% on the third; then refitted on every week",
             },
             "metrics": {"evaluation": evaluation, "report": args.report_dir.join("demand-forecast.md")},
         },
@@ -249,8 +249,8 @@ pub fn write_manifest(args: &TrainArgs, panel: &Panel, grid: &Grid, t: &Trained)
 fn tuned_text(t: &Tuned) -> String {
     format!(
         "depth {}, row-weight power {} and {} trees (validation store accuracy of each depth and \
-         power at its best number of trees on the latest inner origin: {}; store accuracy of the \
-         chosen depth averaged over the inner origins per number of trees: {}); level correction \
+         power at its best number of trees, averaged over the inner origins: {}; the chosen \
+         depth's averaged store accuracy per number of trees: {}); level correction \
          per horizon {} (inner validation store / chain accuracy: {}); 80% interval tail \
          probabilities per horizon {:?} (left-one-inner-origin-out coverage closest to 80%) and \
          log-residual quantiles {}; smoothing constant of the baseline {}",
@@ -433,8 +433,9 @@ fn markdown(
          every earlier origin's forecasts whose target week is at or before the origin.\n\
          3. Tuning uses only the inner origins weeks {inners} (each fitted on targets up to it and \
          validated on the {HORIZON} weeks after it, weeks {v0}–{v1}, all before the first test \
-         week): the depth and the baseline's smoothing constant on the latest inner origin (week \
-         {inner}); the number of trees by store accuracy averaged over the inner origins; per \
+         week): the depth, row-weight power and number of trees together, by store accuracy \
+         averaged over the inner origins; the baseline's smoothing constant on the latest inner \
+         origin (week {inner}); per \
          horizon, the level correction (a constant added to the log forecast) by the sum of store \
          and chain accuracy on all inner validation weeks pooled, and the 80% interval's quantiles of \
          those weeks' corrected log residuals, at the tail probability whose quantiles from all \

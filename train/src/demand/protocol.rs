@@ -48,13 +48,13 @@ pub struct Tuned {
     /// Number of trees.
     pub trees: usize,
     /// The latest inner origin's week number (validated on the HORIZON weeks after it): the
-    /// depth and the baseline's smoothing constant are chosen there.
+    /// baseline's smoothing constant is chosen there.
     pub inner_origin_week: u32,
-    /// Every inner origin's week number, latest first: the number of trees, the level
-    /// correction and the interval are chosen on all of them.
+    /// Every inner origin's week number, latest first: the depth, row-weight power, number of
+    /// trees, level correction and interval are chosen on all of them.
     pub inner_origin_weeks: Vec<u32>,
-    /// Store-level accuracy on the inner validation weeks of each (depth, weight power) tried,
-    /// at its best number of trees.
+    /// Store-level accuracy averaged over the inner origins' validation weeks of each (depth,
+    /// weight power) tried, at its best number of trees.
     pub validation_accuracy: Vec<(usize, f64, usize, f64)>,
     /// Store accuracy of the chosen depth per number of trees, averaged over the inner origins.
     pub tree_accuracy: Vec<(usize, f64)>,
@@ -419,17 +419,17 @@ pub fn calibrate(grid: &Grid, inners: &[usize], valid: &[(Scored, f64)]) -> Cali
     }
 }
 
-/// The best (depth, weight power) so far on the latest inner origin: its validation accuracy
-/// (at its best number of trees), the depth, the weight power, its fit with every tree, and its
-/// accuracy by number of trees.
-type Best = (f64, usize, f64, Forest, Vec<(usize, f64)>);
+/// The best (depth, weight power) so far: its store accuracy averaged over the inner origins (at
+/// its best number of trees), the depth, the weight power, its fit with every tree at each inner
+/// origin, and its averaged accuracy by number of trees.
+type Best = (f64, usize, f64, Vec<Forest>, Vec<(usize, f64)>);
 
 /// Tunes on `g.inner_origins` inner origins `last − HORIZON`, `last − 2·HORIZON`, … (each
 /// fitted on targets up to it and validated on the HORIZON weeks after it):
 ///
-/// - the depth (and row-weight power) on the latest inner origin, each at its best number of
-///   trees there;
-/// - the number of trees of that depth by the store accuracy averaged over every inner origin;
+/// - the depth, row-weight power and number of trees together, by the store accuracy averaged
+///   over every inner origin (one origin alone is four weeks: which depth wins there changes
+///   with the trees' random feature sampling);
 /// - per horizon, the level correction maximising the mean of store and chain accuracy over the
 ///   inner origins' validation weeks pooled;
 /// - per horizon, the interval's quantiles of the corrected log residuals, pooled, at the tail
@@ -447,55 +447,52 @@ pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str))
     );
     let inners: Vec<usize> = (1..=g.inner_origins).map(|k| last - k * HORIZON).collect();
     let inner = inners[0];
-    let train = training_rows(grid, inner, g);
-    ensure!(
-        train.n > 0 && !origin_rows(grid, inner).is_empty(),
-        "too few weeks before week {} to tune on",
-        grid.week(inner)
-    );
+    let trains: Vec<Rows> = inners.iter().map(|&o| training_rows(grid, o, g)).collect();
+    for (&o, rows) in inners.iter().zip(&trains) {
+        ensure!(
+            rows.n > 0 && !origin_rows(grid, o).is_empty(),
+            "too few weeks before week {} to tune on",
+            grid.week(o)
+        );
+    }
     let mut best: Option<Best> = None;
     let mut tried = Vec::new();
     for &depth in &g.depths {
         for &power in &g.weight_powers {
-            progress(&format!("depth {depth}, weight power {power}"));
-            let full = fit(&train, depth, g.max_trees, power, g)?;
-            let by_trees = accuracy_by_trees(grid, inner, &full, g.tree_step);
-            let &(k, acc) = by_trees
+            let mut fulls = Vec::with_capacity(inners.len());
+            let mut sums: Vec<(usize, f64)> = Vec::new();
+            for (&o, rows) in inners.iter().zip(&trains) {
+                progress(&format!(
+                    "depth {depth}, weight power {power} at week {}",
+                    grid.week(o)
+                ));
+                let full = fit(rows, depth, g.max_trees, power, g)?;
+                let by_trees = accuracy_by_trees(grid, o, &full, g.tree_step);
+                if sums.is_empty() {
+                    sums = by_trees;
+                } else {
+                    for (sum, (k, acc)) in sums.iter_mut().zip(by_trees) {
+                        ensure!(sum.0 == k, "tree counts differ between inner origins");
+                        sum.1 += acc;
+                    }
+                }
+                fulls.push(full);
+            }
+            let mean: Vec<(usize, f64)> = sums
+                .iter()
+                .map(|(k, a)| (*k, a / inners.len() as f64))
+                .collect();
+            let &(k, acc) = mean
                 .iter()
                 .max_by(|a, b| a.1.total_cmp(&b.1))
                 .expect("at least one tree count");
             tried.push((depth, power, k, acc));
             if best.as_ref().is_none_or(|b| acc > b.0) {
-                best = Some((acc, depth, power, full, by_trees));
+                best = Some((acc, depth, power, fulls, mean));
             }
         }
     }
-    let (_, depth, weight_power, full0, by_trees0) = best.expect("at least one depth");
-    // The same depth fitted at the further inner origins; tree counts judged on all of them.
-    let mut fulls = vec![full0];
-    let mut sums: Vec<(usize, f64)> = by_trees0;
-    for &o in &inners[1..] {
-        progress(&format!("depth {depth} at week {}", grid.week(o)));
-        let full = fit(
-            &training_rows(grid, o, g),
-            depth,
-            g.max_trees,
-            weight_power,
-            g,
-        )?;
-        for (sum, (k, acc)) in sums
-            .iter_mut()
-            .zip(accuracy_by_trees(grid, o, &full, g.tree_step))
-        {
-            ensure!(sum.0 == k, "tree counts differ between inner origins");
-            sum.1 += acc;
-        }
-        fulls.push(full);
-    }
-    let tree_accuracy: Vec<(usize, f64)> = sums
-        .iter()
-        .map(|(k, a)| (*k, a / inners.len() as f64))
-        .collect();
+    let (_, depth, weight_power, fulls, tree_accuracy) = best.expect("at least one depth");
     let trees = tree_accuracy
         .iter()
         .max_by(|a, b| a.1.total_cmp(&b.1))
