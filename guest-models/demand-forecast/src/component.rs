@@ -231,7 +231,7 @@ mod tests {
         let m = DemandForecast::metadata();
         assert_eq!(
             (m.name.as_str(), m.version.as_str()),
-            ("demand-forecast", "1.0.0")
+            ("demand-forecast", "1.1.0")
         );
         assert_eq!(m.description, model::builtin_description());
         assert_eq!(m.inputs.len(), 9);
