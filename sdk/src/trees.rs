@@ -116,10 +116,16 @@ impl Ensemble<'_> {
     fn leaf(&self, start: u32, x: &[f64]) -> &Node {
         let tree = &self.nodes[start as usize..];
         let mut node = &tree[0];
-        while !node.is_leaf() {
-            node = &tree[node.child(x) as usize];
+        // Four steps per loop iteration: inside the sandbox every loop iteration also checks
+        // the call's CPU deadline (wasmtime's epoch check), which costs as much as a step.
+        loop {
+            for _ in 0..4 {
+                if node.is_leaf() {
+                    return node;
+                }
+                node = &tree[node.child(x) as usize];
+            }
         }
-        node
     }
 
     /// The prediction for the feature vector `x`.

@@ -16,7 +16,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/churn`).
 pub const NAME: &str = "churn";
 /// The model's version.
-pub const VERSION: &str = "1.0.0";
+pub const VERSION: &str = "1.0.1";
 /// The number of inputs per customer.
 pub const N_INPUTS: usize = 4;
 /// The number of features the trees split on.
@@ -443,16 +443,23 @@ impl Churn<'_> {
             let mut node = tree[0];
             // The root's value is the tree's share of the average; paths move away from it.
             z += node.value;
-            while node.feature != LEAF {
-                let f = node.feature as usize;
-                let next = if x[f] <= node.threshold {
-                    tree[node.left as usize]
-                } else {
-                    tree[node.right as usize]
-                };
-                contributions[f] += next.value - node.value;
-                z += next.value - node.value;
-                node = next;
+            // Four steps per loop iteration (see trademl_sdk::trees: each loop iteration also
+            // checks the call's CPU deadline inside the sandbox).
+            'walk: loop {
+                for _ in 0..4 {
+                    if node.feature == LEAF {
+                        break 'walk;
+                    }
+                    let f = node.feature as usize;
+                    let next = if x[f] <= node.threshold {
+                        tree[node.left as usize]
+                    } else {
+                        tree[node.right as usize]
+                    };
+                    contributions[f] += next.value - node.value;
+                    z += next.value - node.value;
+                    node = next;
+                }
             }
         }
         (z, contributions)
