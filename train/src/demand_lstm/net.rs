@@ -237,6 +237,9 @@ impl Encoder {
 pub struct Settings {
     /// LSTM hidden units.
     pub hidden: usize,
+    /// The history's last this many weeks are the LSTM's steps (the level and the other static
+    /// inputs still come from the whole history).
+    pub steps: usize,
     /// Units of the head's hidden layer.
     pub dense: usize,
     /// AdamW learning rate.
@@ -255,6 +258,8 @@ pub struct Settings {
 pub struct Weights {
     /// LSTM hidden units.
     pub hidden: usize,
+    /// Weeks of history the LSTM steps through (the last ones).
+    pub steps: usize,
     /// Head hidden units.
     pub dense: usize,
     /// `[4·hidden, SEQ_FEATURES]`.
@@ -276,6 +281,7 @@ pub struct Weights {
 /// The network's variables in candle.
 pub struct Net {
     hidden: usize,
+    steps: usize,
     dense: usize,
     w: Var,
     r: Var,
@@ -311,6 +317,7 @@ impl Net {
         let k2 = 1.0 / (d as f32).sqrt();
         Ok(Net {
             hidden: h,
+            steps: settings.steps,
             dense: d,
             w: uniform(&mut rng, (4 * h, SEQ_FEATURES), kh)?,
             r: uniform(&mut rng, (4 * h, h), kh)?,
@@ -336,6 +343,8 @@ impl Net {
 
     /// The log units relative to the level, `[n, HORIZON]`.
     pub fn forward(&self, seq: &Tensor, stat: &Tensor) -> Result<Tensor> {
+        let (_, weeks, _) = seq.dims3()?;
+        let seq = seq.narrow(1, weeks - self.steps, self.steps)?;
         let (n, t, f) = seq.dims3()?;
         let h = self.hidden;
         let xw = seq
@@ -383,6 +392,7 @@ impl Net {
     pub fn weights(&self) -> Result<Weights> {
         Ok(Weights {
             hidden: self.hidden,
+            steps: self.steps,
             dense: self.dense,
             w: to_vec(&self.w)?,
             r: to_vec(&self.r)?,

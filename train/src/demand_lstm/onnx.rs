@@ -236,6 +236,14 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     let shape = g.ints("seq_shape", &[-1, SEQ_FEATURES as i64, HISTORY as i64]);
     let seq = g.op("Reshape", &[&seq, &shape], vec![]);
     let seq = g.op("Transpose", &[&seq], vec![attr_ints("perm", &[0, 2, 1])]);
+    // The LSTM reads the last `steps` weeks.
+    let seq = if weights.steps < HISTORY {
+        let starts = g.ints("steps_start", &[(HISTORY - weights.steps) as i64]);
+        let ends = g.ints("steps_end", &[HISTORY as i64]);
+        g.op("Slice", &[&seq, &starts, &ends, &ax1], vec![])
+    } else {
+        seq
+    };
 
     // The LSTM; only its last hidden state is used.
     let w = g.floats(
@@ -278,7 +286,7 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     );
     // The last step of Y ([batch, time, 1, hidden]); tract 0.23.9's declutter mis-shapes the
     // cell state when only Y_h is read.
-    let last = g.ints_scalar("last_step", HISTORY as i64 - 1);
+    let last = g.ints_scalar("last_step", weights.steps as i64 - 1);
     let y_last = g.op("Gather", &["lstm_y", &last], vec![attr_int("axis", 1)]);
     let hidden = g.op("Squeeze", &[&y_last, &ax1], vec![]);
 

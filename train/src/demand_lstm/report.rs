@@ -61,13 +61,14 @@ fn inputs_text(products: usize) -> String {
     )
 }
 
-fn description(trained_on: &str, figures: &str, products: usize) -> String {
+fn description(trained_on: &str, figures: &str, products: usize, steps: usize) -> String {
     format!(
         "Forecasts a store's weekly units of a brand for the next {HORIZON} weeks at the planned \
-         prices, deals and feature ads, with an 80% interval: an LSTM over the last {HISTORY} \
-         weeks of log units, own price and promotions, and a dense head over its last state, \
-         the planned prices and promotions, and the store and brand, run by tract; trained on \
-         {trained_on}. {figures} {}",
+         prices, deals and feature ads, with an 80% interval: an LSTM over the last {steps} \
+         weeks of log units, own price and promotions (their level taken over all {HISTORY} \
+         weeks of the history), and a dense head over its last state, the planned prices and \
+         promotions, and the store and brand, run by tract; trained on {trained_on}. {figures} \
+         {}",
         inputs_text(products)
     )
 }
@@ -155,7 +156,12 @@ pub fn write_model(args: &TrainArgs, panel: &Panel, grid: &Grid, t: &Trained) ->
         },
         None => String::new(),
     };
-    let description = description(&trained_on(panel, grid), &figures, grid.products);
+    let description = description(
+        &trained_on(panel, grid),
+        &figures,
+        grid.products,
+        args.data.steps,
+    );
     let graph = export(&t.fitted, &t.tuned, &description)?;
     let runner = Runner::new(&graph, grid.products)?;
     let rows = example_rows(grid);
@@ -303,15 +309,17 @@ pub fn write_report(args: &EvalArgs, panel: &Panel, grid: &Grid, e: &Evaluation)
     md += "- `trees` (the default model, `demand-forecast`): quoted from \
            [demand-forecast.md](demand-forecast.md), the same protocol and data.\n\n";
     md += &format!(
-        "The network: per history week the log units relative to the history level, whether \
-         the week has a record, the log own price relative to its history mean, deal and \
-         feature (0 in weeks with no record) into an LSTM of {} units; its last hidden state, \
+        "The network: per history week (the last {} of the {HISTORY}) the log units relative to \
+         the history level, whether the week has a record, the log own price relative to its \
+         history mean, deal and feature (0 in weeks with no record) into an LSTM of {} units; \
+         its last hidden state, \
          per planned week the log planned own price relative to its history mean and to the \
          mean log price of all brands, deal and feature, the standardised history level, and \
          the brand's and the store's one-hot codes into a dense layer of {} ReLU units and 4 \
          outputs, the log units of each planned week relative to the level. Trained with \
          AdamW (learning rate {}, weight decay {}, minibatches of {}, seed {}) on the masked \
          squared error of log units, with candle 0.9 on the CPU. Tuned: {}.\n\n",
+        c.net.steps,
         c.net.hidden,
         c.net.dense,
         c.net.learning_rate,
