@@ -111,19 +111,24 @@ impl Ensemble<'_> {
         self.tree_starts.len()
     }
 
-    /// The leaf `x` reaches in the tree starting at `start`.
+    /// Walks the tree starting at `start` from its root to the leaf `x` reaches, calling
+    /// `step(from, to)` for every edge taken; returns the leaf.
+    ///
+    /// Four steps per loop iteration: inside the sandbox every loop iteration also checks the
+    /// call's CPU deadline (wasmtime's epoch check), which costs as much as a step
+    /// (docs/benchmarks.md, "The fourth round").
     #[inline]
-    fn leaf(&self, start: u32, x: &[f64]) -> &Node {
+    fn walk<'n>(&'n self, start: u32, x: &[f64], mut step: impl FnMut(&Node, &Node)) -> &'n Node {
         let tree = &self.nodes[start as usize..];
         let mut node = &tree[0];
-        // Four steps per loop iteration: inside the sandbox every loop iteration also checks
-        // the call's CPU deadline (wasmtime's epoch check), which costs as much as a step.
         loop {
             for _ in 0..4 {
                 if node.is_leaf() {
                     return node;
                 }
-                node = &tree[node.child(x) as usize];
+                let next = &tree[node.child(x) as usize];
+                step(node, next);
+                node = next;
             }
         }
     }
@@ -137,7 +142,7 @@ impl Ensemble<'_> {
         let sum: f64 = self
             .tree_starts
             .iter()
-            .map(|&s| self.leaf(s, x).value)
+            .map(|&s| self.walk(s, x, |_, _| ()).value)
             .sum();
         self.base + self.scale * sum
     }
@@ -149,16 +154,12 @@ impl Ensemble<'_> {
     pub fn predict_with_contributions(&self, x: &[f64], contributions: &mut [f64]) -> f64 {
         let mut z = self.base;
         for &start in self.tree_starts {
-            let tree = &self.nodes[start as usize..];
-            let mut node = &tree[0];
-            z += self.scale * node.value;
-            while !node.is_leaf() {
-                let next = &tree[node.child(x) as usize];
+            z += self.scale * self.nodes[start as usize].value;
+            self.walk(start, x, |node, next| {
                 let delta = self.scale * (next.value - node.value);
                 contributions[node.feature as usize] += delta;
                 z += delta;
-                node = next;
-            }
+            });
         }
         z
     }

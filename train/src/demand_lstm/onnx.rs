@@ -237,13 +237,9 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     let seq = g.op("Reshape", &[&seq, &shape], vec![]);
     let seq = g.op("Transpose", &[&seq], vec![attr_ints("perm", &[0, 2, 1])]);
     // The LSTM reads the last `steps` weeks.
-    let seq = if weights.steps < HISTORY {
-        let starts = g.ints("steps_start", &[(HISTORY - weights.steps) as i64]);
-        let ends = g.ints("steps_end", &[HISTORY as i64]);
-        g.op("Slice", &[&seq, &starts, &ends, &ax1], vec![])
-    } else {
-        seq
-    };
+    let starts = g.ints("steps_start", &[(HISTORY - weights.steps) as i64]);
+    let ends = g.ints("steps_end", &[HISTORY as i64]);
+    let seq = g.op("Slice", &[&seq, &starts, &ends, &ax1], vec![]);
 
     // The LSTM; only its last hidden state is used.
     let w = g.floats(
