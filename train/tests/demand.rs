@@ -110,6 +110,15 @@ fn the_trees_use_the_planned_deals_and_beat_the_baselines() {
     let panel = scanner::load(&csv, &args.columns).unwrap();
     let grid = Grid::new(&panel);
     assert_eq!(grid.weeks, WEEKS as usize);
+    // --until-week reads the file as if it ended at that week; a week before the data is refused.
+    let (_, early) = Grid::load(&csv, &args.columns, Some(WEEKS - 12)).unwrap();
+    assert_eq!(early.weeks, WEEKS as usize - 12);
+    assert!(early.tracks.iter().all(|t| t.units.len() == early.weeks));
+    let err = Grid::load(&csv, &args.columns, Some(0)).unwrap_err();
+    assert!(
+        err.to_string().contains("no rows at or before week 0"),
+        "{err}"
+    );
     let g = trademl_train::demand::protocol::Grid2 {
         depths: args.depths.clone(),
         max_trees: args.max_trees,
@@ -121,6 +130,7 @@ fn the_trees_use_the_planned_deals_and_beat_the_baselines() {
         tree_step: args.tree_step,
         inner_origins: args.inner_origins,
         subsample: args.subsample,
+        bag: args.bag,
     };
     let e = run_evaluation(&grid, &g, 8).unwrap();
     assert_eq!(e.origins.len(), 2);
@@ -184,6 +194,47 @@ fn the_trees_use_the_planned_deals_and_beat_the_baselines() {
     let (every_row, half) = (predictions(1.0), predictions(0.5));
     assert_ne!(every_row, half);
     assert_eq!(half, predictions(0.5));
+
+    // --bag averages ensembles grown with different seeds of the column sampling: a bag of two is
+    // the mean of its two members fitted alone, and its first 2k trees are the mean of each
+    // member's first k.
+    let single = |seed: u64| {
+        let g = trademl_train::demand::protocol::Grid2 {
+            bag: 1,
+            seed,
+            ..g.clone()
+        };
+        fit(&rows, 2, 20, 0.0, &g).unwrap()
+    };
+    let (a, b) = (single(g.seed), single(g.seed + 1_000_003));
+    let pair = fit(
+        &rows,
+        2,
+        20,
+        0.0,
+        &trademl_train::demand::protocol::Grid2 {
+            bag: 2,
+            ..g.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(pair.trees.len(), 40);
+    assert_ne!(a.trees, b.trees, "the members sample different columns");
+    let first = |f: &trademl_train::trees::Forest, k: usize| {
+        trademl_train::trees::Forest::new(f.base, f.scale, f.trees[..k].to_vec())
+    };
+    for i in (0..rows.n).step_by(7) {
+        let row: Vec<f64> = (0..rows.cols).map(|c| rows.x[c * rows.n + i]).collect();
+        for k in [5, 20] {
+            let mean =
+                (first(&a, k).view().predict(&row) + first(&b, k).view().predict(&row)) / 2.0;
+            let got = first(&pair, 2 * k).view().predict(&row);
+            assert!(
+                (got - mean).abs() < 1e-9,
+                "row {i}, {k} trees: {got} vs {mean}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -329,8 +380,8 @@ fn checked_in_manifest_matches_the_compiled_weights() {
             "history_deal",
             "history_feature",
             "planned_prices",
-            "planned_deal",
-            "planned_feature",
+            "planned_deals",
+            "planned_features",
         ];
         let c: Vec<Vec<f64>> = names.iter().map(|n| column(n)).collect();
         let rows = model::series_from_columns(
@@ -342,8 +393,8 @@ fn checked_in_manifest_matches_the_compiled_weights() {
                 history_deal: &c[4],
                 history_feature: &c[5],
                 planned_prices: &c[6],
-                planned_deal: &c[7],
-                planned_feature: &c[8],
+                planned_deals: &c[7],
+                planned_features: &c[8],
             },
             m.products,
         )

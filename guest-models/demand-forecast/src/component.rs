@@ -42,8 +42,8 @@ impl Model for DemandForecast {
         let (n_deal, deal) = matrix_f64(&inputs, "history_deal", HISTORY)?;
         let (n_feature, feature) = matrix_f64(&inputs, "history_feature", HISTORY)?;
         let (n_prices, prices) = matrix_f64(&inputs, "planned_prices", HORIZON * products)?;
-        let (n_pdeal, pdeal) = matrix_f64(&inputs, "planned_deal", HORIZON)?;
-        let (n_pfeature, pfeature) = matrix_f64(&inputs, "planned_feature", HORIZON)?;
+        let (n_pdeal, pdeal) = matrix_f64(&inputs, "planned_deals", HORIZON * products)?;
+        let (n_pfeature, pfeature) = matrix_f64(&inputs, "planned_features", HORIZON * products)?;
         let n = same_rows(&[
             ("store", store.len()),
             ("brand", brand.len()),
@@ -52,8 +52,8 @@ impl Model for DemandForecast {
             ("history_deal", n_deal),
             ("history_feature", n_feature),
             ("planned_prices", n_prices),
-            ("planned_deal", n_pdeal),
-            ("planned_feature", n_pfeature),
+            ("planned_deals", n_pdeal),
+            ("planned_features", n_pfeature),
         ])?;
         let columns = Columns {
             store: &store,
@@ -63,8 +63,8 @@ impl Model for DemandForecast {
             history_deal: &deal,
             history_feature: &feature,
             planned_prices: &prices,
-            planned_deal: &pdeal,
-            planned_feature: &pfeature,
+            planned_deals: &pdeal,
+            planned_features: &pfeature,
         };
         let rows = model::series_from_columns(&columns, products)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
@@ -96,7 +96,7 @@ mod tests {
     use super::*;
 
     /// A request of `n` identical rows for brand 2 of 11: steady sales of 100 at 0.04, a deal
-    /// planned in week 2 at a lower price.
+    /// planned in week 2 at a lower price, and brand 3's feature ad in week 3.
     fn request(n: usize) -> Vec<Tensor> {
         let products = Forecaster::builtin().products;
         let rows = n as u64;
@@ -109,9 +109,14 @@ mod tests {
                 }
             }
         }
-        let mut deal = Vec::new();
+        let (mut deal, mut feature) = (Vec::new(), Vec::new());
         for _ in 0..n {
-            deal.extend([0.0, 1.0, 0.0, 0.0]);
+            for h in 0..HORIZON {
+                for k in 0..products {
+                    deal.push(if k == 1 && h == 1 { 1.0 } else { 0.0 });
+                    feature.push(if k == 2 && h == 2 { 1.0 } else { 0.0 });
+                }
+            }
         }
         let h = HISTORY as u64;
         let f = HORIZON as u64;
@@ -123,8 +128,8 @@ mod tests {
             fp64("history_deal", vec![rows, h], per(0.0, HISTORY)),
             fp64("history_feature", vec![rows, h], per(0.0, HISTORY)),
             fp64("planned_prices", vec![rows, f * products as u64], prices),
-            fp64("planned_deal", vec![rows, f], deal),
-            fp64("planned_feature", vec![rows, f], per(0.0, HORIZON)),
+            fp64("planned_deals", vec![rows, f * products as u64], deal),
+            fp64("planned_features", vec![rows, f * products as u64], feature),
         ]
     }
 
@@ -164,8 +169,8 @@ mod tests {
         );
         let (prices, pdeal, pfeature) = (
             cols("planned_prices"),
-            cols("planned_deal"),
-            cols("planned_feature"),
+            cols("planned_deals"),
+            cols("planned_features"),
         );
         let rows = model::series_from_columns(
             &Columns {
@@ -176,8 +181,8 @@ mod tests {
                 history_deal: &deal,
                 history_feature: &feature,
                 planned_prices: &prices,
-                planned_deal: &pdeal,
-                planned_feature: &pfeature,
+                planned_deals: &pdeal,
+                planned_features: &pfeature,
             },
             Forecaster::builtin().products,
         )
@@ -223,7 +228,22 @@ mod tests {
         let Error::InvalidInput(text) = DemandForecast::predict(r).unwrap_err() else {
             panic!()
         };
-        assert!(text.contains("planned_feature"), "{text}");
+        assert!(text.contains("planned_features"), "{text}");
+
+        // A competitor's plan is checked and named too: row 1, week 3, brand 5.
+        let mut r = request(2);
+        let products = Forecaster::builtin().products;
+        let TensorData::Fp64(d) = &mut r[7].data else {
+            panic!()
+        };
+        d[HORIZON * products + 2 * products + 4] = f64::NAN;
+        let Error::InvalidInput(text) = DemandForecast::predict(r).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(
+            text,
+            "row 1: planned_deals: week 3 brand 5 = NaN is not a finite number"
+        );
     }
 
     #[test]
@@ -231,7 +251,7 @@ mod tests {
         let m = DemandForecast::metadata();
         assert_eq!(
             (m.name.as_str(), m.version.as_str()),
-            ("demand-forecast", "1.1.0")
+            ("demand-forecast", model::VERSION)
         );
         assert_eq!(m.description, model::builtin_description());
         assert_eq!(m.inputs.len(), 9);

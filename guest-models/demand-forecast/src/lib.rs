@@ -17,7 +17,8 @@
 //! Inputs (FP64; one row per store × brand): `store` and `brand` (`[n]`), `history_units`,
 //! `history_price`, `history_deal`, `history_feature` (`[n, 26]`, oldest week first, the last
 //! column the origin week; negative units mark a week with no record), `planned_prices`
-//! (`[n, 4 × brands]`, week-major), `planned_deal` and `planned_feature` (`[n, 4]`). Outputs
+//! `planned_deals` and `planned_features` (`[n, 4 × brands]`, week-major, every brand's plan in
+//! the store: competitors' promotions draw units away). Outputs
 //! (FP64, `[n, 4]`): `forecast`, `lower_80`, `upper_80`.
 
 pub mod model;

@@ -24,7 +24,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/demand-forecast`).
 pub const NAME: &str = "demand-forecast";
 /// The model's version.
-pub const VERSION: &str = "1.1.0";
+pub const VERSION: &str = "2.0.0";
 /// Weeks forecast per row.
 pub const HORIZON: usize = 4;
 /// Weeks of history per row, oldest first; the last is the origin week.
@@ -112,18 +112,20 @@ pub fn input_specs(products: usize) -> Vec<IoSpec> {
             ),
         ),
         io(
-            "planned_deal",
-            vec![-1, f],
+            "planned_deals",
+            vec![-1, f * products as i64],
             format!(
-                "Planned in-store deal flag (0 or 1) of the brand in each of the next {HORIZON} weeks."
+                "Planned in-store deal flags (0 or 1) of all {products} brands in the store in \
+                 each of the next {HORIZON} weeks, week-major as planned_prices: the forecast \
+                 brand's own deals and its competitors' (a competitor's deal draws units away)."
             ),
         ),
         io(
-            "planned_feature",
-            vec![-1, f],
+            "planned_features",
+            vec![-1, f * products as i64],
             format!(
-                "Planned feature-advertising share (0..1) of the brand in each of the next \
-                 {HORIZON} weeks."
+                "Planned feature-advertising shares (0..1) of all {products} brands in the store \
+                 in each of the next {HORIZON} weeks, week-major as planned_prices."
             ),
         ),
     ]
@@ -169,8 +171,8 @@ pub fn description(trained_on: &str, figures: &str) -> String {
         "Forecasts a store's weekly units of a brand for the next {HORIZON} weeks at the planned \
          prices, deals and feature ads, with an 80% interval, from the last {HISTORY} weeks of \
          units, price and promotions: gradient-boosted trees on log units relative to the \
-         history's level (lags, own price against its usual level and against competitors, \
-         promotions of the target week), trained on {trained_on}. {figures}"
+         history's level (lags, own price against its usual level and against competitors, own \
+         and competitors' promotions of the target week), trained on {trained_on}. {figures}"
     )
 }
 
@@ -196,10 +198,14 @@ pub struct Series {
     pub feature: [f64; HISTORY],
     /// Planned prices of every brand, `[week][brand - 1]`.
     pub planned_prices: [Vec<f64>; HORIZON],
-    /// Planned deal flags.
+    /// Planned deal flags of the brand (its column of `planned_deals`).
     pub planned_deal: [f64; HORIZON],
-    /// Planned feature shares.
+    /// Planned feature shares of the brand (its column of `planned_features`).
     pub planned_feature: [f64; HORIZON],
+    /// Planned deal flags of every brand, `[week][brand - 1]`.
+    pub planned_deals: [Vec<f64>; HORIZON],
+    /// Planned feature shares of every brand, `[week][brand - 1]`.
+    pub planned_features: [Vec<f64>; HORIZON],
 }
 
 /// Why a row was refused.
@@ -277,11 +283,22 @@ impl Series {
                 ));
             }
             for (name, v) in [
-                ("planned_deal", self.planned_deal[h]),
-                ("planned_feature", self.planned_feature[h]),
+                ("planned_deals", &self.planned_deals[h]),
+                ("planned_features", &self.planned_features[h]),
             ] {
-                if !v.is_finite() {
-                    return fail(format!("{name}[{h}] = {v} is not a finite number"));
+                if v.len() != products {
+                    return fail(format!(
+                        "{name} of week {} give {} brands, expected {products}",
+                        h + 1,
+                        v.len()
+                    ));
+                }
+                if let Some((k, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+                    return fail(format!(
+                        "{name}: week {} brand {} = {x} is not a finite number",
+                        h + 1,
+                        k + 1
+                    ));
                 }
             }
         }
@@ -330,6 +347,10 @@ pub fn feature_names(products: usize) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     names.extend((1..=products).map(|k| format!("price{k}_vs_own")));
+    names.push("competitors_deal_share".into());
+    names.push("competitors_feature_share".into());
+    names.extend((1..=products).map(|k| format!("deal{k}")));
+    names.extend((1..=products).map(|k| format!("feature{k}")));
     names
 }
 
@@ -421,6 +442,18 @@ pub fn features(s: &Series, h: usize) -> Vec<f64> {
         at_origin((s.price[origin] / usual).ln()),
     ];
     x.extend(prices.iter().map(|p| (p / own).ln()));
+    let competitors_mean = |v: &[f64]| {
+        mean(
+            v.iter()
+                .enumerate()
+                .filter(|(k, _)| *k != s.brand - 1)
+                .map(|(_, d)| *d),
+        )
+    };
+    x.push(competitors_mean(&s.planned_deals[h - 1]));
+    x.push(competitors_mean(&s.planned_features[h - 1]));
+    x.extend(s.planned_deals[h - 1].iter().copied());
+    x.extend(s.planned_features[h - 1].iter().copied());
     debug_assert_eq!(x.len(), feature_names(products).len());
     x
 }
@@ -514,10 +547,10 @@ pub struct Columns<'a> {
     pub history_feature: &'a [f64],
     /// `planned_prices`, HORIZON × products per row.
     pub planned_prices: &'a [f64],
-    /// `planned_deal`, HORIZON per row.
-    pub planned_deal: &'a [f64],
-    /// `planned_feature`, HORIZON per row.
-    pub planned_feature: &'a [f64],
+    /// `planned_deals`, HORIZON × products per row.
+    pub planned_deals: &'a [f64],
+    /// `planned_features`, HORIZON × products per row.
+    pub planned_features: &'a [f64],
 }
 
 /// Builds the rows from the request's columns (whose lengths must already agree with the row
@@ -553,6 +586,13 @@ pub fn series_from_columns(c: &Columns<'_>, products: usize) -> Result<Vec<Serie
             }
         }
         let per_week = HORIZON * products;
+        let week = |v: &[f64], h: usize| -> Vec<f64> {
+            v[i * per_week + h * products..i * per_week + (h + 1) * products].to_vec()
+        };
+        let planned_deals: [Vec<f64>; HORIZON] = core::array::from_fn(|h| week(c.planned_deals, h));
+        let planned_features: [Vec<f64>; HORIZON] =
+            core::array::from_fn(|h| week(c.planned_features, h));
+        let own = brand as usize - 1;
         let row = Series {
             store: c.store[i],
             brand: brand as usize,
@@ -560,12 +600,11 @@ pub fn series_from_columns(c: &Columns<'_>, products: usize) -> Result<Vec<Serie
             price,
             deal: hist(c.history_deal),
             feature: hist(c.history_feature),
-            planned_prices: core::array::from_fn(|h| {
-                c.planned_prices[i * per_week + h * products..i * per_week + (h + 1) * products]
-                    .to_vec()
-            }),
-            planned_deal: core::array::from_fn(|h| c.planned_deal[i * HORIZON + h]),
-            planned_feature: core::array::from_fn(|h| c.planned_feature[i * HORIZON + h]),
+            planned_prices: core::array::from_fn(|h| week(c.planned_prices, h)),
+            planned_deal: core::array::from_fn(|h| planned_deals[h][own]),
+            planned_feature: core::array::from_fn(|h| planned_features[h][own]),
+            planned_deals,
+            planned_features,
         };
         rows.push(row);
     }

@@ -64,6 +64,14 @@ pub struct DataArgs {
     /// Seed of the trees' row and column sampling.
     #[arg(long, default_value_t = 20250101)]
     pub seed: u64,
+    /// Boosted ensembles averaged into the model, each with its own seed of the column
+    /// sampling (`--max-trees` and the tuned number of trees count one ensemble's trees).
+    #[arg(long, default_value_t = 2)]
+    pub bag: usize,
+    /// Read only the weeks up to this week number, as if the file ended there: evaluating with
+    /// it checks a design choice on earlier weeks without reading the last test weeks.
+    #[arg(long)]
+    pub until_week: Option<u32>,
 }
 
 impl DataArgs {
@@ -87,6 +95,11 @@ impl DataArgs {
         ensure!(self.origin_step >= 1, "--origin-step must be at least 1");
         ensure!(self.tree_step >= 1, "--tree-step must be at least 1");
         ensure!(
+            (1..=16).contains(&self.bag),
+            "--bag {} must be 1 to 16",
+            self.bag
+        );
+        ensure!(
             !self.weight_powers.is_empty()
                 && self.weight_powers.iter().all(|p| (0.0..=2.0).contains(p)),
             "--weight-powers {:?}: each power must be 0 to 2",
@@ -108,11 +121,12 @@ impl DataArgs {
             tree_step: self.tree_step,
             inner_origins: self.inner_origins,
             subsample: self.subsample,
+            bag: self.bag,
         })
     }
 
     fn load(&self) -> Result<(Panel, Grid)> {
-        Grid::load(&self.data, &self.columns)
+        Grid::load(&self.data, &self.columns, self.until_week)
     }
 }
 
@@ -198,7 +212,8 @@ pub const METHODS: [(&str, &str); 4] = [
     (
         "trees",
         "the shipped model: gradient-boosted trees on log units relative to the history level, \
-         direct per horizon, refitted at each origin on the weeks up to it",
+         direct per horizon (the mean of `--bag` ensembles, each with its own seed of the column \
+         sampling), refitted at each origin on the weeks up to it",
     ),
     (
         "last_value",

@@ -37,15 +37,28 @@ pub struct Grid {
     pub tracks: Vec<Track>,
     /// Every brand's price per store and week index, from any row of that store-week.
     store_prices: HashMap<(u32, usize), Vec<f64>>,
+    /// Every brand's deal flag and feature share per store and week index (0 for a brand with
+    /// no row that week).
+    store_promotions: HashMap<(u32, usize), (Vec<f64>, Vec<f64>)>,
 }
 
 impl Grid {
-    /// Read a weekly panel and lay it out as the grid, saying what was read.
+    /// Read a weekly panel and lay it out as the grid, saying what was read. With `until`, rows
+    /// of later weeks are dropped as they are read, as if the file ended at that week.
     pub fn load(
         data: &std::path::Path,
         columns: &scanner::Columns,
+        until: Option<u32>,
     ) -> anyhow::Result<(Panel, Grid)> {
-        let panel = scanner::load(data, columns)?;
+        let mut panel = scanner::load(data, columns)?;
+        if let Some(last) = until {
+            panel.rows.retain(|r| r.week <= last);
+            anyhow::ensure!(
+                !panel.rows.is_empty(),
+                "{}: no rows at or before week {last} (--until-week)",
+                data.display()
+            );
+        }
         let grid = Grid::new(&panel);
         eprintln!(
             "{}: {} rows, {} store × brand series, weeks {}..={}",
@@ -86,12 +99,26 @@ impl Grid {
             }
             tracks.push(t);
         }
+        let mut store_promotions: HashMap<(u32, usize), (Vec<f64>, Vec<f64>)> = HashMap::new();
+        for t in &tracks {
+            for w in 0..n {
+                if t.units[w].is_nan() {
+                    continue;
+                }
+                let e = store_promotions
+                    .entry((t.store, w))
+                    .or_insert_with(|| (vec![0.0; panel.products], vec![0.0; panel.products]));
+                e.0[t.brand as usize - 1] = t.deal[w];
+                e.1[t.brand as usize - 1] = t.feature[w];
+            }
+        }
         Grid {
             first_week,
             weeks: n,
             products: panel.products,
             tracks,
             store_prices,
+            store_promotions,
         }
     }
 
@@ -108,6 +135,15 @@ impl Grid {
             .find_map(|v| self.store_prices.get(&(store, v)))
             .cloned()
             .unwrap_or_else(|| vec![f64::NAN; self.products])
+    }
+
+    /// Every brand's deal flags and feature shares in the store in week index `w` (none for a
+    /// store-week with no row).
+    fn promotions_at(&self, store: u32, w: usize) -> (Vec<f64>, Vec<f64>) {
+        self.store_promotions
+            .get(&(store, w))
+            .cloned()
+            .unwrap_or_else(|| (vec![0.0; self.products], vec![0.0; self.products]))
     }
 
     /// The request row of `track` at origin week index `origin`: the history up to it and the
@@ -145,6 +181,12 @@ impl Grid {
             planned_prices,
             planned_deal: std::array::from_fn(|h| or_zero(track.deal[origin + h + 1])),
             planned_feature: std::array::from_fn(|h| or_zero(track.feature[origin + h + 1])),
+            planned_deals: std::array::from_fn(|h| {
+                self.promotions_at(track.store, origin + h + 1).0
+            }),
+            planned_features: std::array::from_fn(|h| {
+                self.promotions_at(track.store, origin + h + 1).1
+            }),
         })
     }
 }

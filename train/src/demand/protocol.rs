@@ -36,6 +36,8 @@ pub struct Grid2 {
     pub inner_origins: usize,
     /// Share of the training rows each tree is grown on, sampled at random (1 = every row).
     pub subsample: f32,
+    /// Boosted ensembles averaged, each with its own seed of the column sampling.
+    pub bag: usize,
 }
 
 /// The chosen settings and the interval quantiles, from an inner validation origin.
@@ -154,31 +156,53 @@ fn row_weights(rows: &Rows, power: f64) -> Vec<f64> {
     w.into_iter().map(|v| v / mean).collect()
 }
 
-/// Fits `trees` boosted trees of `depth` with row weights of `power`.
+/// Fits `g.bag` ensembles of `trees` boosted trees of `depth` with row weights of `power`, each
+/// with its own seed of the column sampling, and averages them: the result's trees interleave
+/// the members' (the first of each member, then the second of each, …) under a scale of
+/// 1 / `g.bag`, so that its first `k · g.bag` trees are the average of every member's first `k`.
 pub fn fit(rows: &Rows, depth: usize, trees: usize, power: f64, g: &Grid2) -> Result<Forest> {
     let matrix = Matrix::new(&rows.x, rows.n, rows.cols);
-    let mut booster = GradientBooster::default()
-        .set_objective_type(ObjectiveType::SquaredLoss)
-        .set_iterations(trees)
-        .set_learning_rate(g.learning_rate)
-        .set_max_depth(depth)
-        .set_max_leaves(usize::MAX)
-        .set_min_leaf_weight(20.0)
-        .set_l2(1.0)
-        .set_colsample_bytree(COLSAMPLE)
-        .set_seed(g.seed)
-        .set_parallel(true);
-    if g.subsample < 1.0 {
-        // forust samples rows only with the Random method; its default
-        // method ignores `subsample`.
-        booster = booster
-            .set_sample_method(SampleMethod::Random)
-            .set_subsample(g.subsample);
+    let weights = row_weights(rows, power);
+    let mut members = Vec::with_capacity(g.bag);
+    for member in 0..g.bag as u64 {
+        let mut booster = GradientBooster::default()
+            .set_objective_type(ObjectiveType::SquaredLoss)
+            .set_iterations(trees)
+            .set_learning_rate(g.learning_rate)
+            .set_max_depth(depth)
+            .set_max_leaves(usize::MAX)
+            .set_min_leaf_weight(20.0)
+            .set_l2(1.0)
+            .set_colsample_bytree(COLSAMPLE)
+            .set_seed(member_seed(g.seed, member))
+            .set_parallel(true);
+        if g.subsample < 1.0 {
+            // forust samples rows only with the Random method; its default
+            // method ignores `subsample`.
+            booster = booster
+                .set_sample_method(SampleMethod::Random)
+                .set_subsample(g.subsample);
+        }
+        booster
+            .fit(&matrix, &rows.y, &weights, None)
+            .context("fitting the boosted trees")?;
+        members.push(Forest::from_forust(&booster)?);
     }
-    booster
-        .fit(&matrix, &rows.y, &row_weights(rows, power), None)
-        .context("fitting the boosted trees")?;
-    Forest::from_forust(&booster)
+    if members.len() == 1 {
+        return Ok(members.pop().expect("one member"));
+    }
+    let n = members.iter().map(|m| m.trees.len()).min().unwrap_or(0);
+    let base = members.iter().map(|m| m.base).sum::<f64>() / members.len() as f64;
+    let interleaved = (0..n)
+        .flat_map(|t| members.iter().map(move |m| m.trees[t].clone()))
+        .collect();
+    Ok(Forest::new(base, 1.0 / members.len() as f64, interleaved))
+}
+
+/// The seed of bag member `member`: the first member keeps `--seed`, so that a bag of one is the
+/// plain boosted ensemble; the others are far from the seeds `--seed-spread` runs with.
+fn member_seed(seed: u64, member: u64) -> u64 {
+    seed.wrapping_add(member.wrapping_mul(1_000_003))
 }
 
 /// 1 − WAPE.
@@ -294,7 +318,15 @@ pub fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
 
 /// Store-level accuracy on `origin`'s validation weeks of the first `k` trees of `full`, for
 /// every `k` a multiple of `step` (and all of them): `(k, accuracy)`.
-fn accuracy_by_trees(grid: &Grid, origin: usize, full: &Forest, step: usize) -> Vec<(usize, f64)> {
+fn accuracy_by_trees(
+    grid: &Grid,
+    origin: usize,
+    full: &Forest,
+    step: usize,
+    bag: usize,
+) -> Vec<(usize, f64)> {
+    // `full` interleaves `bag` members: count trees per member.
+    let step = step * bag;
     let rows = origin_rows(grid, origin);
     let feats: Vec<Vec<Vec<f64>>> = rows
         .iter()
@@ -310,7 +342,7 @@ fn accuracy_by_trees(grid: &Grid, origin: usize, full: &Forest, step: usize) -> 
         let scored = score(grid, origin, &rows, |i, s, h| {
             (s.level() + view.predict(&feats[index[&i]][h - 1])).exp()
         });
-        out.push((k, accuracies(grid, &scored).0));
+        out.push((k / bag, accuracies(grid, &scored).0));
         if k == full.trees.len() {
             break;
         }
@@ -467,7 +499,7 @@ pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str))
                     grid.week(o)
                 ));
                 let full = fit(rows, depth, g.max_trees, power, g)?;
-                let by_trees = accuracy_by_trees(grid, o, &full, g.tree_step);
+                let by_trees = accuracy_by_trees(grid, o, &full, g.tree_step, g.bag);
                 if sums.is_empty() {
                     sums = by_trees;
                 } else {
@@ -501,7 +533,7 @@ pub fn tune(grid: &Grid, last: usize, g: &Grid2, mut progress: impl FnMut(&str))
     // Log forecasts (without correction) of every inner origin's validation weeks.
     let mut valid: Vec<(Scored, f64)> = Vec::new();
     for (&o, full) in inners.iter().zip(&fulls) {
-        let forest = Forest::new(full.base, full.scale, full.trees[..trees].to_vec());
+        let forest = Forest::new(full.base, full.scale, full.trees[..trees * g.bag].to_vec());
         let view = forest.view();
         let rows = origin_rows(grid, o);
         for (i, s) in &rows {

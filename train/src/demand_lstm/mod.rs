@@ -161,7 +161,7 @@ impl DataArgs {
     }
 
     fn load(&self) -> Result<(Panel, Grid)> {
-        Grid::load(&self.data, &self.columns)
+        Grid::load(&self.data, &self.columns, None)
     }
 }
 
