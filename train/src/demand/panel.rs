@@ -171,6 +171,15 @@ impl Grid {
         if planned_prices.iter().flatten().any(|p| p.is_nan()) {
             return None;
         }
+        let (planned_deals, planned_features): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (1..=HORIZON)
+            .map(|h| self.promotions_at(track.store, origin + h))
+            .unzip();
+        let (planned_deals, planned_features): ([Vec<f64>; HORIZON], [Vec<f64>; HORIZON]) = (
+            planned_deals.try_into().expect("HORIZON weeks"),
+            planned_features.try_into().expect("HORIZON weeks"),
+        );
+        // The brand's own plan is its column of every brand's, as in a request.
+        let own = track.brand as usize - 1;
         Some(Series {
             store: f64::from(track.store),
             brand: track.brand as usize,
@@ -179,14 +188,10 @@ impl Grid {
             deal: hist(&track.deal).map(or_zero),
             feature: hist(&track.feature).map(or_zero),
             planned_prices,
-            planned_deal: std::array::from_fn(|h| or_zero(track.deal[origin + h + 1])),
-            planned_feature: std::array::from_fn(|h| or_zero(track.feature[origin + h + 1])),
-            planned_deals: std::array::from_fn(|h| {
-                self.promotions_at(track.store, origin + h + 1).0
-            }),
-            planned_features: std::array::from_fn(|h| {
-                self.promotions_at(track.store, origin + h + 1).1
-            }),
+            planned_deal: std::array::from_fn(|h| planned_deals[h][own]),
+            planned_feature: std::array::from_fn(|h| planned_features[h][own]),
+            planned_deals,
+            planned_features,
         })
     }
 }

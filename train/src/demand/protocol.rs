@@ -191,7 +191,11 @@ pub fn fit(rows: &Rows, depth: usize, trees: usize, power: f64, g: &Grid2) -> Re
     if members.len() == 1 {
         return Ok(members.pop().expect("one member"));
     }
-    let n = members.iter().map(|m| m.trees.len()).min().unwrap_or(0);
+    let n = members[0].trees.len();
+    ensure!(
+        members.iter().all(|m| m.trees.len() == n),
+        "the bag's ensembles grew different numbers of trees"
+    );
     let base = members.iter().map(|m| m.base).sum::<f64>() / members.len() as f64;
     let interleaved = (0..n)
         .flat_map(|t| members.iter().map(move |m| m.trees[t].clone()))
