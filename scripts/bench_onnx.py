@@ -17,9 +17,11 @@
 """
 
 import argparse
+import atexit
 import json
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -88,6 +90,8 @@ def main():
     models = args.model or MODELS
     trademl = args.trademl
     work = Path(tempfile.mkdtemp(prefix="trademl-bench-onnx-"))
+    # Hundreds of megabytes of packed runners and compiled cache: gone with the run, whatever happens.
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     repo = work / "repo"
     (repo / "trust").mkdir(parents=True)
     run([trademl, "keygen", "--name", "bench", "--out", str(work)])

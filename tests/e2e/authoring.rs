@@ -33,6 +33,30 @@ fn sh_blocks(markdown: &str) -> Vec<String> {
     blocks
 }
 
+/// `stderr` less the lines in which cargo reports its progress (hundreds of
+/// `Compiling` lines), so that the error a failing step printed is seen in a
+/// log that shows only part of a long failure.
+fn without_cargo_progress(stderr: &str) -> String {
+    const PROGRESS: &[&str] = &[
+        "Compiling ",
+        "Blocking ",
+        "Downloaded ",
+        "Downloading ",
+        "Updating ",
+        "Locking ",
+        "Adding ",
+        "Finished ",
+        "Running ",
+        "Doc-tests ",
+        "Fresh ",
+    ];
+    stderr
+        .lines()
+        .filter(|l| !PROGRESS.iter().any(|p| l.trim_start().starts_with(p)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -98,7 +122,8 @@ fn the_tutorial_runs_as_written() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "the tutorial failed\n--- script\n{full}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        "the tutorial failed\n--- script\n{full}\n--- stdout\n{stdout}\n--- stderr, without cargo's progress\n{}",
+        without_cargo_progress(&stderr)
     );
 
     // The Rust model's prediction, over HTTP.

@@ -613,11 +613,14 @@ pub struct Repo {
 }
 
 impl Repo {
-    /// An empty repository that trusts the fixtures' publisher.
+    /// An empty repository that trusts the fixtures' publisher, in this
+    /// process's scratch directory: a repository that is never dropped (one
+    /// a test shares through a static, with hundreds of megabytes of
+    /// compiled cache) is removed by the next run, not left in /tmp.
     pub fn new() -> Repo {
         let dir = tempfile::Builder::new()
-            .prefix("trademl-e2e-repo-")
-            .tempdir()
+            .prefix("repo-")
+            .tempdir_in(fixtures_dir())
             .unwrap();
         let trust = dir.path().join("trust");
         std::fs::create_dir_all(&trust).unwrap();
