@@ -81,8 +81,8 @@ fn lstm(inputs: Vec<Tensor>) -> Result<Vec<Tensor>, String> {
         history_deal: column("history_deal")?.to_vec(),
         history_feature: column("history_feature")?.to_vec(),
         planned_prices: column("planned_prices")?.to_vec(),
-        planned_deal: column("planned_deal")?.to_vec(),
-        planned_feature: column("planned_feature")?.to_vec(),
+        planned_deals: column("planned_deals")?.to_vec(),
+        planned_features: column("planned_features")?.to_vec(),
     };
     let out = runner.run(&request).map_err(|e| format!("{e:#}"))?;
     Ok([out.units, out.lower, out.upper]

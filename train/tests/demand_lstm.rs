@@ -209,7 +209,11 @@ fn training_rows_never_read_past_the_cutoff() {
     let after = samples(&grid, cut, &c);
     assert_eq!(before.origins, after.origins);
     assert_eq!(before.inputs.history_units, after.inputs.history_units);
-    assert_eq!(before.inputs.planned_deal, after.inputs.planned_deal);
+    assert_eq!(before.inputs.planned_deals, after.inputs.planned_deals);
+    assert_eq!(
+        before.inputs.planned_features,
+        after.inputs.planned_features
+    );
     let same = |a: &[f32], b: &[f32]| {
         a.iter()
             .zip(b)
@@ -329,8 +333,8 @@ fn check_examples(onnx: &Path, examples: &Path, products: usize) {
             history_deal: col("history_deal"),
             history_feature: col("history_feature"),
             planned_prices: col("planned_prices"),
-            planned_deal: col("planned_deal"),
-            planned_feature: col("planned_feature"),
+            planned_deals: col("planned_deals"),
+            planned_features: col("planned_features"),
         };
         let f = runner.run(&inputs).unwrap();
         for (name, got) in [

@@ -36,8 +36,10 @@ use crate::scanner::{self, Panel};
 
 /// The model's name.
 pub const NAME: &str = "demand-forecast-lstm";
-/// Its version.
-pub const VERSION: &str = "1.1.0";
+/// Its version. 2.0.0: every brand's planned deals and feature ads (`planned_deals`,
+/// `planned_features`, `[n, 4 × brands]`, as the tree model takes them) replace the brand's
+/// own `planned_deal` and `planned_feature`.
+pub const VERSION: &str = "2.0.0";
 
 /// The input data and the training settings shared by training and evaluation.
 #[derive(Debug, Clone, clap::Args)]
@@ -85,6 +87,10 @@ pub struct DataArgs {
     /// Seed of the initialisation and of the minibatch order.
     #[arg(long, default_value_t = 20250101)]
     pub seed: u64,
+    /// Read only the weeks up to this week number, as if the file ended there: evaluating with
+    /// it checks a design choice on earlier weeks without reading the last test weeks.
+    #[arg(long)]
+    pub until_week: Option<u32>,
 }
 
 /// The settings, checked.
@@ -161,7 +167,7 @@ impl DataArgs {
     }
 
     fn load(&self) -> Result<(Panel, Grid)> {
-        Grid::load(&self.data, &self.columns, None)
+        Grid::load(&self.data, &self.columns, self.until_week)
     }
 }
 
@@ -194,6 +200,45 @@ pub struct EvalArgs {
     /// demand-forecast.json, is read from).
     #[arg(long, default_value = "docs/models")]
     pub report_dir: PathBuf,
+    /// Also run the whole protocol (tuning included) with this many other seeds (the next ones
+    /// after `--seed`) and report the spread of the LSTM's test accuracy: the initialisation
+    /// and the minibatch order are random, so one seed's figure is one draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed_spread: u64,
+}
+
+/// The LSTM's test accuracy with one seed of its initialisation and minibatch order.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedRun {
+    /// `--seed`.
+    pub seed: u64,
+    /// The number of epochs the inner origins chose.
+    pub epochs: usize,
+    /// Store accuracy on the inner validation weeks at that number, averaged over the inner
+    /// origins.
+    pub inner_store: f64,
+    /// Test accuracy, store.
+    pub store: f64,
+    /// Test accuracy, chain.
+    pub chain: f64,
+}
+
+impl SeedRun {
+    fn of(seed: u64, e: &Evaluation) -> SeedRun {
+        let lstm = &e.methods[0];
+        SeedRun {
+            seed,
+            epochs: e.tuned.epochs,
+            inner_store: e
+                .tuned
+                .epoch_accuracy
+                .iter()
+                .find(|(n, _)| *n == e.tuned.epochs)
+                .map_or(f64::NAN, |(_, a)| *a),
+            store: lstm.store,
+            chain: lstm.chain,
+        }
+    }
 }
 
 /// Training rows with target weeks `<= last`, from origins `origin_step` apart ending at
@@ -716,5 +761,16 @@ pub fn evaluate(args: &EvalArgs) -> Result<()> {
     let c = args.data.config()?;
     let (panel, grid) = args.data.load()?;
     let evaluation = run_evaluation(&grid, &c, args.test_weeks)?;
-    report::write_report(args, &panel, &grid, &evaluation)
+    let mut seeds = vec![SeedRun::of(c.net.seed, &evaluation)];
+    for k in 1..=args.seed_spread {
+        let mut other = c.clone();
+        other.net.seed = c.net.seed + k;
+        eprintln!(
+            "seed spread: {k} of {}, seed {}",
+            args.seed_spread, other.net.seed
+        );
+        let e = run_evaluation(&grid, &other, args.test_weeks)?;
+        seeds.push(SeedRun::of(other.net.seed, &e));
+    }
+    report::write_report(args, &panel, &grid, &evaluation, &seeds)
 }

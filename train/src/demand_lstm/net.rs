@@ -21,8 +21,9 @@ use trademl_model_demand_forecast::model::{HISTORY, HORIZON, Series};
 /// deal flag and the feature share (all 0 in a week with no record).
 pub const SEQ_FEATURES: usize = 5;
 /// Per planned week: log planned own price relative to its history mean, log planned own
-/// price relative to the mean log price of all brands that week, deal, feature.
-pub const PLAN_FEATURES: usize = 4;
+/// price relative to the mean log price of all brands that week, own deal, own feature, and
+/// the other brands' mean deal flag and mean feature share that week.
+pub const PLAN_FEATURES: usize = 6;
 /// Guards the logarithms of units and prices (a week with no record has units -1).
 pub const EPS: f32 = 1e-6;
 
@@ -47,10 +48,10 @@ pub struct Inputs {
     pub history_feature: Vec<f64>,
     /// `planned_prices`, HORIZON × products per row, week-major.
     pub planned_prices: Vec<f64>,
-    /// `planned_deal`, HORIZON per row.
-    pub planned_deal: Vec<f64>,
-    /// `planned_feature`, HORIZON per row.
-    pub planned_feature: Vec<f64>,
+    /// `planned_deals`, HORIZON × products per row, week-major.
+    pub planned_deals: Vec<f64>,
+    /// `planned_features`, HORIZON × products per row, week-major.
+    pub planned_features: Vec<f64>,
 }
 
 impl Inputs {
@@ -78,9 +79,9 @@ impl Inputs {
         }
         for h in 0..HORIZON {
             self.planned_prices.extend(&s.planned_prices[h]);
+            self.planned_deals.extend(&s.planned_deals[h]);
+            self.planned_features.extend(&s.planned_features[h]);
         }
-        self.planned_deal.extend(s.planned_deal);
-        self.planned_feature.extend(s.planned_feature);
     }
 
     /// The rows of `series`.
@@ -109,8 +110,8 @@ impl Inputs {
             history_deal: pick(&self.history_deal, HISTORY),
             history_feature: pick(&self.history_feature, HISTORY),
             planned_prices: pick(&self.planned_prices, HORIZON * self.products),
-            planned_deal: pick(&self.planned_deal, HORIZON),
-            planned_feature: pick(&self.planned_feature, HORIZON),
+            planned_deals: pick(&self.planned_deals, HORIZON * self.products),
+            planned_features: pick(&self.planned_features, HORIZON * self.products),
         }
     }
 }
@@ -206,16 +207,31 @@ impl Encoder {
                 .map(|s| f32::from(u8::from(*s as f32 == store)))
                 .collect();
             for h in 0..HORIZON {
-                let prices =
-                    &inputs.planned_prices[(r * HORIZON + h) * p..(r * HORIZON + h + 1) * p];
-                let lpp: Vec<f32> = prices.iter().map(|v| (*v as f32).max(EPS).ln()).collect();
-                let own: f32 = lpp.iter().zip(&brand_oh).map(|(a, b)| a * b).sum();
+                let week = (r * HORIZON + h) * p..(r * HORIZON + h + 1) * p;
+                let lpp: Vec<f32> = inputs.planned_prices[week.clone()]
+                    .iter()
+                    .map(|v| (*v as f32).max(EPS).ln())
+                    .collect();
+                let own = |v: &[f32]| -> f32 { v.iter().zip(&brand_oh).map(|(a, b)| a * b).sum() };
+                let own_price = own(&lpp);
                 let comp = lpp.iter().sum::<f32>() / p as f32;
+                // The own column and the other brands' mean, as the graph computes them: the
+                // own column through the one-hot code, the others' mean as (all - own) /
+                // (brands - 1).
+                let own_and_others = |v: &[f64]| -> [f32; 2] {
+                    let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
+                    let own = own(&v);
+                    [own, (v.iter().sum::<f32>() - own) / (p - 1) as f32]
+                };
+                let [deal, others_deal] = own_and_others(&inputs.planned_deals[week.clone()]);
+                let [feature, others_feature] = own_and_others(&inputs.planned_features[week]);
                 stat.extend([
-                    own - pl,
-                    own - comp,
-                    inputs.planned_deal[r * HORIZON + h] as f32,
-                    inputs.planned_feature[r * HORIZON + h] as f32,
+                    own_price - pl,
+                    own_price - comp,
+                    deal,
+                    feature,
+                    others_deal,
+                    others_feature,
                 ]);
             }
             stat.push((level - self.level_mean) / self.level_sd);

@@ -46,8 +46,8 @@ pub fn input_names(products: usize) -> [(&'static str, usize); 9] {
         ("history_deal", HISTORY),
         ("history_feature", HISTORY),
         ("planned_prices", HORIZON * products),
-        ("planned_deal", HORIZON),
-        ("planned_feature", HORIZON),
+        ("planned_deals", HORIZON * products),
+        ("planned_features", HORIZON * products),
     ]
 }
 
@@ -320,7 +320,21 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     let comp = g.op("Div", &[&all, &products], vec![]);
     let a = g.op("Sub", &[&own, &pl], vec![]);
     let bb = g.op("Sub", &[&own, &comp], vec![]);
-    let cols: Vec<String> = [&a, &bb, &pd, &pf]
+    // Every brand's planned deals and features: the own column through the one-hot code, and
+    // the other brands' mean, (all - own) / (brands - 1).
+    let others = g.floats("other_products", &[], vec![(p - 1) as f32]);
+    let own_and_others = |g: &mut Graph, x: &str| {
+        let x3 = g.op("Reshape", &[x, &shape], vec![]);
+        let own = g.op("Mul", &[&x3, &boh3], vec![]);
+        let own = g.sum(&own, &ax2, false);
+        let all = g.sum(&x3, &ax2, false);
+        let rest = g.op("Sub", &[&all, &own], vec![]);
+        let mean = g.op("Div", &[&rest, &others], vec![]);
+        (own, mean)
+    };
+    let (deal, others_deal) = own_and_others(&mut g, &pd);
+    let (feature, others_feature) = own_and_others(&mut g, &pf);
+    let cols: Vec<String> = [&a, &bb, &deal, &feature, &others_deal, &others_feature]
         .iter()
         .map(|x| g.unsqueeze(x, &ax2))
         .collect();
@@ -442,8 +456,8 @@ impl Runner {
             &inputs.history_deal,
             &inputs.history_feature,
             &inputs.planned_prices,
-            &inputs.planned_deal,
-            &inputs.planned_feature,
+            &inputs.planned_deals,
+            &inputs.planned_features,
         ];
         let mut values = tvec![];
         for ((_, cols), data) in input_names(self.products).iter().zip(columns) {
