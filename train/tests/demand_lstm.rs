@@ -270,6 +270,8 @@ fn trains_writes_the_graph_and_examples_that_reproduce_and_the_report() {
             "4",
             "--report-dir",
             reports.to_str().unwrap(),
+            "--seed-spread",
+            "1",
         ],
     ) else {
         unreachable!()
@@ -284,6 +286,18 @@ fn trains_writes_the_graph_and_examples_that_reproduce_and_the_report() {
         serde_json::from_slice(&std::fs::read(reports.join("demand-forecast-lstm.json")).unwrap())
             .unwrap();
     assert_eq!(report["evaluation"]["methods"][0]["key"], "lstm");
+    // The other seed's run is reported beside the reported seed's, which comes first.
+    assert!(md.contains("## Seed sensitivity"), "{md}");
+    let seeds = report["seeds"].as_array().unwrap();
+    assert_eq!(seeds.len(), 2, "{seeds:?}");
+    assert_eq!(
+        seeds[1]["seed"].as_u64(),
+        seeds[0]["seed"].as_u64().map(|s| s + 1)
+    );
+    assert_eq!(
+        seeds[0]["store"], report["evaluation"]["methods"][0]["store"],
+        "the first is the reported run"
+    );
     let Command::Train(args) = parse(
         "train",
         &path,

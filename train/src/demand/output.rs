@@ -549,43 +549,24 @@ fn markdown(
 
 /// The trees' test accuracy with other seeds of their sampling, when the evaluation ran them.
 fn seed_spread(seeds: &[SeedRun]) -> String {
-    let [reported, others @ ..] = seeds else {
-        return String::new();
-    };
-    if others.is_empty() {
-        return String::new();
-    }
-    let stats = |f: fn(&SeedRun) -> f64| {
-        let v: Vec<f64> = seeds.iter().map(f).collect();
-        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (min, v.iter().sum::<f64>() / v.len() as f64, max)
-    };
-    let (s_min, s_mean, s_max) = stats(|r| r.store);
-    let (c_min, c_mean, c_max) = stats(|r| r.chain);
-    let rank = 1 + others.iter().filter(|r| r.store > reported.store).count();
-    let mut m = format!(
-        "## Seed sensitivity\n\nThe trees sample {:.0}% of the features for each tree, so the figures \
-         above are one draw. The whole protocol, tuning included, run with {} other seeds \
-         (`--seed-spread {}`): test store accuracy {s_min:.4} to {s_max:.4} (mean {s_mean:.4}), \
-         chain {c_min:.4} to {c_max:.4} (mean {c_mean:.4}); the reported seed {} ranks {rank} of {} \
-         by store accuracy; it is the trainer's default `--seed`.\n\n\
-         | seed | depth, trees chosen | inner store (tuning) | test store | test chain |\n\
-         |---|---|---|---|---|\n",
-        100.0 * protocol::COLSAMPLE,
-        others.len(),
-        others.len(),
-        reported.seed,
-        seeds.len()
-    );
-    for r in seeds {
-        m.push_str(&format!(
-            "| {} | {}, {} | {:.4} | {:.4} | {:.4} |\n",
-            r.seed, r.depth, r.trees, r.inner_store, r.store, r.chain
-        ));
-    }
-    m.push('\n');
-    m
+    let rows: Vec<protocol::SeedRow> = seeds
+        .iter()
+        .map(|r| protocol::SeedRow {
+            seed: r.seed,
+            chosen: format!("{}, {}", r.depth, r.trees),
+            inner_store: r.inner_store,
+            store: r.store,
+            chain: r.chain,
+        })
+        .collect();
+    protocol::seed_section(
+        &format!(
+            "The trees sample {:.0}% of the features for each tree",
+            100.0 * protocol::COLSAMPLE
+        ),
+        "depth, trees chosen",
+        &rows,
+    )
 }
 
 /// The share of rows on deal and the mean feature share in each test week.

@@ -605,3 +605,60 @@ pub fn forecaster<'a>(forest: &'a Forest, products: usize, t: &Tuned) -> Forecas
         upper_log: t.upper_log,
     }
 }
+
+/// One seed's run of a whole evaluation, as a report's seed-sensitivity table shows it.
+#[derive(Debug, Clone)]
+pub struct SeedRow {
+    /// `--seed`.
+    pub seed: u64,
+    /// What the tuning chose with it, as the table prints it.
+    pub chosen: String,
+    /// Store accuracy on the inner validation weeks at the chosen settings.
+    pub inner_store: f64,
+    /// Test accuracy, store.
+    pub store: f64,
+    /// Test accuracy, chain.
+    pub chain: f64,
+}
+
+/// The "Seed sensitivity" section of a report: `random` says what the seed draws, `chosen` heads
+/// the column of what the tuning chose; `rows` start with the reported (default) seed. Empty
+/// when no other seed ran.
+pub fn seed_section(random: &str, chosen: &str, rows: &[SeedRow]) -> String {
+    let [reported, others @ ..] = rows else {
+        return String::new();
+    };
+    if others.is_empty() {
+        return String::new();
+    }
+    let stats = |f: fn(&SeedRow) -> f64| {
+        let v: Vec<f64> = rows.iter().map(f).collect();
+        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (min, v.iter().sum::<f64>() / v.len() as f64, max)
+    };
+    let (s_min, s_mean, s_max) = stats(|r| r.store);
+    let (c_min, c_mean, c_max) = stats(|r| r.chain);
+    let rank = 1 + others.iter().filter(|r| r.store > reported.store).count();
+    let mut m = format!(
+        "## Seed sensitivity\n\n{random}, so the figures above are one draw. The whole protocol, \
+         tuning included, run with {} other seeds (`--seed-spread {}`): test store accuracy \
+         {s_min:.4} to {s_max:.4} (mean {s_mean:.4}), chain {c_min:.4} to {c_max:.4} (mean \
+         {c_mean:.4}); the reported seed {} ranks {rank} of {} by store accuracy; it is the \
+         trainer's default `--seed`.\n\n\
+         | seed | {chosen} | inner store (tuning) | test store | test chain |\n\
+         |---|---|---|---|---|\n",
+        others.len(),
+        others.len(),
+        reported.seed,
+        rows.len()
+    );
+    for r in rows {
+        m.push_str(&format!(
+            "| {} | {} | {:.4} | {:.4} | {:.4} |\n",
+            r.seed, r.chosen, r.inner_store, r.store, r.chain
+        ));
+    }
+    m.push('\n');
+    m
+}

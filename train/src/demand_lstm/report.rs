@@ -13,6 +13,7 @@ use super::{
     EvalArgs, Evaluation, METHODS, NAME, SeedRun, TrainArgs, Trained, Tuned, VERSION, export,
 };
 use crate::demand::panel::Grid;
+use crate::demand::protocol::{SeedRow, seed_section};
 use crate::files::{command_line, today, write};
 use crate::scanner::Panel;
 
@@ -449,42 +450,21 @@ pub fn write_report(
 
 /// The LSTM's test accuracy with other seeds, when the evaluation ran them.
 fn seed_spread(seeds: &[SeedRun]) -> String {
-    let [reported, others @ ..] = seeds else {
-        return String::new();
-    };
-    if others.is_empty() {
-        return String::new();
-    }
-    let stats = |f: fn(&SeedRun) -> f64| {
-        let v: Vec<f64> = seeds.iter().map(f).collect();
-        let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (min, v.iter().sum::<f64>() / v.len() as f64, max)
-    };
-    let (s_min, s_mean, s_max) = stats(|r| r.store);
-    let (c_min, c_mean, c_max) = stats(|r| r.chain);
-    let rank = 1 + others.iter().filter(|r| r.store > reported.store).count();
-    let mut m = format!(
-        "## Seed sensitivity\n\nThe network's initialisation and minibatch order are random, so \
-         the figures above are one draw. The whole protocol, tuning included, run with {} other \
-         seeds (`--seed-spread {}`): test store accuracy {s_min:.4} to {s_max:.4} (mean \
-         {s_mean:.4}), chain {c_min:.4} to {c_max:.4} (mean {c_mean:.4}); the reported seed {} \
-         ranks {rank} of {} by store accuracy; it is the trainer's default `--seed`.\n\n\
-         | seed | epochs chosen | inner store (tuning) | test store | test chain |\n\
-         |---|---|---|---|---|\n",
-        others.len(),
-        others.len(),
-        reported.seed,
-        seeds.len(),
-    );
-    for r in seeds {
-        m += &format!(
-            "| {} | {} | {:.4} | {:.4} | {:.4} |\n",
-            r.seed, r.epochs, r.inner_store, r.store, r.chain
-        );
-    }
-    m += "\n";
-    m
+    let rows: Vec<SeedRow> = seeds
+        .iter()
+        .map(|r| SeedRow {
+            seed: r.seed,
+            chosen: r.epochs.to_string(),
+            inner_store: r.inner_store,
+            store: r.store,
+            chain: r.chain,
+        })
+        .collect();
+    seed_section(
+        "The network's initialisation and minibatch order are random",
+        "epochs chosen",
+        &rows,
+    )
 }
 
 /// How version 2's inputs were chosen (figures from runs of `trademl eval demand-forecast-lstm
