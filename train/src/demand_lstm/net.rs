@@ -217,11 +217,11 @@ impl Encoder {
                 let comp = lpp.iter().sum::<f32>() / p as f32;
                 // The own column and the other brands' mean, as the graph computes them: the
                 // own column through the one-hot code, the others' mean as (all - own) /
-                // (brands - 1).
+                // (brands - 1), 0 for a one-brand panel.
                 let own_and_others = |v: &[f64]| -> [f32; 2] {
                     let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
                     let own = own(&v);
-                    [own, (v.iter().sum::<f32>() - own) / (p - 1) as f32]
+                    [own, (v.iter().sum::<f32>() - own) / (p - 1).max(1) as f32]
                 };
                 let [deal, others_deal] = own_and_others(&inputs.planned_deals[week.clone()]);
                 let [feature, others_feature] = own_and_others(&inputs.planned_features[week]);

@@ -321,8 +321,8 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     let a = g.op("Sub", &[&own, &pl], vec![]);
     let bb = g.op("Sub", &[&own, &comp], vec![]);
     // Every brand's planned deals and features: the own column through the one-hot code, and
-    // the other brands' mean, (all - own) / (brands - 1).
-    let others = g.floats("other_products", &[], vec![(p - 1) as f32]);
+    // the other brands' mean, (all - own) / (brands - 1), 0 for a one-brand panel.
+    let others = g.floats("other_products", &[], vec![(p - 1).max(1) as f32]);
     let own_and_others = |g: &mut Graph, x: &str| {
         let x3 = g.op("Reshape", &[x, &shape], vec![]);
         let own = g.op("Mul", &[&x3, &boh3], vec![]);
