@@ -198,10 +198,6 @@ pub struct Series {
     pub feature: [f64; HISTORY],
     /// Planned prices of every brand, `[week][brand - 1]`.
     pub planned_prices: [Vec<f64>; HORIZON],
-    /// Planned deal flags of the brand (its column of `planned_deals`).
-    pub planned_deal: [f64; HORIZON],
-    /// Planned feature shares of the brand (its column of `planned_features`).
-    pub planned_feature: [f64; HORIZON],
     /// Planned deal flags of every brand, `[week][brand - 1]`.
     pub planned_deals: [Vec<f64>; HORIZON],
     /// Planned feature shares of every brand, `[week][brand - 1]`.
@@ -226,6 +222,17 @@ impl fmt::Display for InputError {
 impl std::error::Error for InputError {}
 
 impl Series {
+    /// The brand's own planned deal flag in planned week index `h` (its column of
+    /// `planned_deals`).
+    pub fn planned_deal(&self, h: usize) -> f64 {
+        self.planned_deals[h][self.brand - 1]
+    }
+
+    /// The brand's own planned feature share in planned week index `h`.
+    pub fn planned_feature(&self, h: usize) -> f64 {
+        self.planned_features[h][self.brand - 1]
+    }
+
     /// Checks the row for a panel of `products` brands; `row` is named in the error.
     pub fn validate(&self, row: usize, products: usize) -> Result<(), InputError> {
         let fail = |message: String| Err(InputError { row, message });
@@ -414,7 +421,7 @@ pub fn features(s: &Series, h: usize) -> Vec<f64> {
     let (deal_prev, feature_prev) = if h == 1 {
         (at_origin(s.deal[origin]), at_origin(s.feature[origin]))
     } else {
-        (s.planned_deal[h - 2], s.planned_feature[h - 2])
+        (s.planned_deal(h - 2), s.planned_feature(h - 2))
     };
     let mut x = vec![
         s.store,
@@ -433,8 +440,8 @@ pub fn features(s: &Series, h: usize) -> Vec<f64> {
         own.ln(),
         (own / usual).ln(),
         (own / competitors).ln(),
-        s.planned_deal[h - 1],
-        s.planned_feature[h - 1],
+        s.planned_deal(h - 1),
+        s.planned_feature(h - 1),
         deal_prev,
         feature_prev,
         at_origin(s.deal[origin]),
@@ -592,7 +599,6 @@ pub fn series_from_columns(c: &Columns<'_>, products: usize) -> Result<Vec<Serie
         let planned_deals: [Vec<f64>; HORIZON] = core::array::from_fn(|h| week(c.planned_deals, h));
         let planned_features: [Vec<f64>; HORIZON] =
             core::array::from_fn(|h| week(c.planned_features, h));
-        let own = brand as usize - 1;
         let row = Series {
             store: c.store[i],
             brand: brand as usize,
@@ -601,8 +607,6 @@ pub fn series_from_columns(c: &Columns<'_>, products: usize) -> Result<Vec<Serie
             deal: hist(c.history_deal),
             feature: hist(c.history_feature),
             planned_prices: core::array::from_fn(|h| week(c.planned_prices, h)),
-            planned_deal: core::array::from_fn(|h| planned_deals[h][own]),
-            planned_feature: core::array::from_fn(|h| planned_features[h][own]),
             planned_deals,
             planned_features,
         };

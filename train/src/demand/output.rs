@@ -185,7 +185,10 @@ fn example_rows(grid: &Grid) -> Vec<Series> {
         .filter_map(|t| grid.series(t, origin))
         .collect();
     let mut out: Vec<Series> = all.iter().take(2).cloned().collect();
-    if let Some(s) = all.iter().find(|s| s.planned_deal.iter().any(|d| *d > 0.0)) {
+    if let Some(s) = all
+        .iter()
+        .find(|s| (0..HORIZON).any(|h| s.planned_deal(h) > 0.0))
+    {
         out.push(s.clone());
     }
     if let Some(s) = all.iter().find(|s| s.units.iter().any(|u| u.is_nan())) {

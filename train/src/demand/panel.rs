@@ -178,8 +178,6 @@ impl Grid {
             planned_deals.try_into().expect("HORIZON weeks"),
             planned_features.try_into().expect("HORIZON weeks"),
         );
-        // The brand's own plan is its column of every brand's, as in a request.
-        let own = track.brand as usize - 1;
         Some(Series {
             store: f64::from(track.store),
             brand: track.brand as usize,
@@ -188,8 +186,6 @@ impl Grid {
             deal: hist(&track.deal).map(or_zero),
             feature: hist(&track.feature).map(or_zero),
             planned_prices,
-            planned_deal: std::array::from_fn(|h| planned_deals[h][own]),
-            planned_feature: std::array::from_fn(|h| planned_features[h][own]),
             planned_deals,
             planned_features,
         })
