@@ -181,9 +181,11 @@ pub struct ModelFigures {
     pub predict_1_row_winch: Option<Summary>,
     /// A whole load with the compiled code from the cache (a restart).
     pub cached_load: Summary,
-    /// A fresh store and instance, as each request gets.
+    /// Making a fresh store and instance, as each request gets (off the
+    /// request's path when a spare is ready).
     pub instantiate: Summary,
-    /// One prediction of one row in process (instance included).
+    /// One prediction of one row in process, as the server calls: a fresh
+    /// instance, made ahead of the call.
     pub predict_1_row_in_process: Summary,
     /// The same prediction by the model's code compiled natively.
     pub predict_1_row_native: Option<Summary>,
@@ -195,6 +197,11 @@ pub struct ModelFigures {
     pub predict_1_row_warm_instance: Summary,
     /// Warm instance over native, one row, at the median.
     pub warm_instance_over_native_1_row: Option<f64>,
+    /// The same prediction with the instance made in the call, as before
+    /// the server kept spares.
+    pub predict_1_row_making_instance: Summary,
+    /// Instance made in the call over native, one row, at the median.
+    pub making_instance_over_native_1_row: Option<f64>,
     /// Rows of the in-process batch.
     pub rows: usize,
     /// What a row of the batch is, for a model whose batch is not its
@@ -211,6 +218,10 @@ pub struct ModelFigures {
     pub predict_rows_warm_instance: Option<Summary>,
     /// Warm instance over native, `rows` rows, at the median.
     pub warm_instance_over_native_rows: Option<f64>,
+    /// `rows` rows with the instance made in the call.
+    pub predict_rows_making_instance: Option<Summary>,
+    /// Instance made in the call over native, `rows` rows, at the median.
+    pub making_instance_over_native_rows: Option<f64>,
     /// Why there is no native figure, when there is none.
     pub native_skipped: Option<String>,
     /// One prediction of one row over HTTP on loopback.
@@ -417,9 +428,9 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         if let Some(why) = &native_skipped {
             eprintln!("{name} {version}: native comparison skipped: {why}");
         }
-        let (in_process, native_one, warm_one) = series(&loaded, native, &one, options.requests)?;
+        let one_row = series(&loaded, native, &one, options.requests)?;
         let predict_1_row_winch = match cold_load_compiler {
-            Tier::Winch => Some(series(&cold_loaded, None, &one, options.requests)?.0),
+            Tier::Winch => Some(series(&cold_loaded, None, &one, options.requests)?.sandboxed),
             Tier::Cranelift => None,
         };
         drop(cold_loaded);
@@ -432,10 +443,21 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             )?),
             None => None,
         };
-        let (rows_in_process, rows_native, rows_warm) = match rows_series {
-            Some((s, n, w)) => (Some(s), n, Some(w)),
-            None => (None, None, None),
+        let (rows_in_process, rows_native, rows_warm, rows_making) = match rows_series {
+            Some(s) => (
+                Some(s.sandboxed),
+                s.native,
+                Some(s.warm),
+                Some(s.making_instance),
+            ),
+            None => (None, None, None, None),
         };
+        let Series {
+            sandboxed: in_process,
+            native: native_one,
+            warm: warm_one,
+            making_instance: making_one,
+        } = one_row;
         let ratio = |s: Option<&Summary>, n: Option<&Summary>| match (s, n) {
             (Some(s), Some(n)) if n.p50_ms > 0.0 => Some(s.p50_ms / n.p50_ms),
             _ => None,
@@ -444,6 +466,8 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         let sandbox_over_native_rows = ratio(rows_in_process.as_ref(), rows_native.as_ref());
         let warm_instance_over_native_1_row = ratio(Some(&warm_one), native_one.as_ref());
         let warm_instance_over_native_rows = ratio(rows_warm.as_ref(), rows_native.as_ref());
+        let making_instance_over_native_1_row = ratio(Some(&making_one), native_one.as_ref());
+        let making_instance_over_native_rows = ratio(rows_making.as_ref(), rows_native.as_ref());
 
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(true)
@@ -496,6 +520,8 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             sandbox_over_native_1_row,
             predict_1_row_warm_instance: warm_one,
             warm_instance_over_native_1_row,
+            predict_1_row_making_instance: making_one,
+            making_instance_over_native_1_row,
             rows: options.rows,
             rows_are,
             predict_rows_in_process: rows_in_process,
@@ -503,6 +529,8 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             sandbox_over_native_rows,
             predict_rows_warm_instance: rows_warm,
             warm_instance_over_native_rows,
+            predict_rows_making_instance: rows_making,
+            making_instance_over_native_rows,
             native_skipped,
             predict_1_row_http: Summary::of(&mut http_one),
             batch_rows_per_second: batch_summary
@@ -583,7 +611,7 @@ fn compilers(options: &BenchOptions, trust: &TrustStore, files: &[PathBuf]) -> R
                 break;
             };
             let one = tile(&example.inputs, 1).unwrap_or_else(|_| example.inputs.clone());
-            let (p, _, _) = series(&loaded, None, &one, options.requests)?;
+            let p = series(&loaded, None, &one, options.requests)?.sandboxed;
             let figures = CompilerFigures {
                 name: loaded.name().to_string(),
                 compiler,
@@ -662,6 +690,10 @@ fn print_figures(f: &ModelFigures) {
         "  same, one warm instance reused",
         &f.predict_1_row_warm_instance,
     );
+    row(
+        "  same, instance made in the call",
+        &f.predict_1_row_making_instance,
+    );
     if let Some(rows) = &f.predict_rows_in_process {
         row(&format!("predict {} rows, in process", f.rows), rows);
     }
@@ -670,6 +702,9 @@ fn print_figures(f: &ModelFigures) {
     }
     if let Some(warm) = &f.predict_rows_warm_instance {
         row("  same, one warm instance reused", warm);
+    }
+    if let Some(making) = &f.predict_rows_making_instance {
+        row("  same, instance made in the call", making);
     }
     if let Some(r) = f.sandbox_over_native_1_row {
         println!("  sandbox / native at the median: {r:.2}x for 1 row/case");
@@ -689,6 +724,15 @@ fn print_figures(f: &ModelFigures) {
             f.rows
         );
     }
+    if let Some(r) = f.making_instance_over_native_1_row {
+        println!("  instance made in the call (before spares) / native: {r:.2}x for 1 row/case");
+    }
+    if let Some(r) = f.making_instance_over_native_rows {
+        println!(
+            "  instance made in the call (before spares) / native: {r:.2}x for {} rows",
+            f.rows
+        );
+    }
     row("predict 1 row/case, HTTP loopback", &f.predict_1_row_http);
     if let (Some(batch), Some(rate)) = (&f.predict_batch_http, f.batch_rows_per_second) {
         row(
@@ -702,42 +746,62 @@ fn print_figures(f: &ModelFigures) {
     }
 }
 
-/// Run `inputs` through the sandbox (a fresh instance per call, as the
-/// server does), natively when given, and through one warm instance reused
-/// from call to call, alternating call by call so that every series sees the
-/// same machine load.
+/// The series of one request, each timed call by call.
+struct Series {
+    /// In the sandbox, as the server calls: a fresh instance per call, made
+    /// ahead of it (after the call before, as the server makes them).
+    sandboxed: Summary,
+    /// The model's code compiled natively, when given.
+    native: Option<Summary>,
+    /// One warm instance reused from call to call.
+    warm: Summary,
+    /// A fresh instance made in the call, as before spares.
+    making_instance: Summary,
+}
+
+/// Run `inputs` through the sandbox as the server does, natively when
+/// given, through one warm instance reused from call to call, and with the
+/// instance made in the call, alternating call by call so that every
+/// series sees the same machine load.
 fn series(
     loaded: &LoadedVersion,
     native: Option<&NativeModel>,
     inputs: &[Tensor],
     n: usize,
-) -> Result<(Summary, Option<Summary>, Summary)> {
+) -> Result<Series> {
     let mut sandboxed = Vec::with_capacity(n);
     let mut natively = Vec::with_capacity(n);
     let mut warmed = Vec::with_capacity(n);
+    let mut making = Vec::with_capacity(n);
     let mut warm = loaded.warm_instance()?;
+    let timed = |samples: &mut Vec<Duration>, call: &mut dyn FnMut(Vec<Tensor>) -> Result<()>| {
+        let request = inputs.to_vec();
+        let started = Instant::now();
+        call(request)?;
+        samples.push(started.elapsed());
+        anyhow::Ok(())
+    };
     for _ in 0..n {
-        let request = inputs.to_vec();
-        let started = Instant::now();
-        loaded.predict(request)?;
-        sandboxed.push(started.elapsed());
+        timed(&mut sandboxed, &mut |r| Ok(loaded.predict(r).map(drop)?))?;
+        // As the server does once the answer is handed back (not timed:
+        // its cost is the instantiation figure).
+        loaded.make_spares();
         if let Some(native) = native {
-            let request = inputs.to_vec();
-            let started = Instant::now();
-            predict_natively(loaded, native, request)?;
-            natively.push(started.elapsed());
+            timed(&mut natively, &mut |r| {
+                predict_natively(loaded, native, r).map(drop)
+            })?;
         }
-        let request = inputs.to_vec();
-        let started = Instant::now();
-        warm.predict(request)?;
-        warmed.push(started.elapsed());
+        timed(&mut warmed, &mut |r| Ok(warm.predict(r).map(drop)?))?;
+        timed(&mut making, &mut |r| {
+            Ok(loaded.predict_making_instance(r).map(drop)?)
+        })?;
     }
-    let natively = (!natively.is_empty()).then(|| Summary::of(&mut natively));
-    Ok((
-        Summary::of(&mut sandboxed),
-        natively,
-        Summary::of(&mut warmed),
-    ))
+    Ok(Series {
+        sandboxed: Summary::of(&mut sandboxed),
+        native: (!natively.is_empty()).then(|| Summary::of(&mut natively)),
+        warm: Summary::of(&mut warmed),
+        making_instance: Summary::of(&mut making),
+    })
 }
 
 /// The native path of one request: the same manifest checks of inputs and

@@ -26,7 +26,9 @@ use trademl_sdk::signing::{self, TrustStore, VerifyError};
 use wasmtime::component::types::ComponentItem;
 
 use crate::bindings::{self, ModelError, ModelPre};
-use crate::sandbox::{CallError, CallLimits, CallState, Compiled, PREDICT_EXPORT, Sandbox, Tier};
+use crate::sandbox::{
+    CallError, CallLimits, CallState, CallStore, Compiled, PREDICT_EXPORT, Sandbox, SpareSlot, Tier,
+};
 
 /// Why a model file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -117,10 +119,37 @@ pub struct LoadedVersion {
     limits: CallLimits,
 }
 
-/// Code ready to instantiate, and the compiler that made it.
+/// How many instances a version keeps made ahead of its calls: two cover a
+/// call that starts while the thread of the call before is still making
+/// its replacement.
+const SPARES: usize = 2;
+
+/// Code ready to instantiate, the compiler that made it, and its spares.
 struct Code {
     pre: ModelPre<CallState>,
     tier: Tier,
+    /// Instances made ahead of their call, each for one call (see
+    /// `sandbox.rs`): they have run no call yet. Made only when asked
+    /// ([`LoadedVersion::make_spares`]), as the server does after each call.
+    spares: Mutex<Vec<Spare>>,
+}
+
+/// An instance made ahead of its call, in its own store, and the pool slot
+/// it holds as a spare.
+struct Spare {
+    call: CallStore,
+    model: bindings::Model,
+    _slot: SpareSlot,
+}
+
+/// Whether a call may take a spare instance.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Spares {
+    /// A served call.
+    Use,
+    /// A check at load time, or the benchmark's measure of an instance made
+    /// in the call.
+    Bypass,
 }
 
 impl Code {
@@ -135,7 +164,36 @@ impl Code {
         Ok(Code {
             pre,
             tier: compiled.tier,
+            spares: Mutex::new(Vec::with_capacity(SPARES)),
         })
+    }
+
+    fn spares(&self) -> std::sync::MutexGuard<'_, Vec<Spare>> {
+        self.spares.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Make spares until there are [`SPARES`], or the sandbox's reserve of
+    /// slots for them is taken. An instance that fails to be made is not
+    /// retried here: the next call makes its own and reports why.
+    fn make_spares(&self, sandbox: &Sandbox, limits: CallLimits) {
+        while self.spares().len() < SPARES {
+            let Some(slot) = sandbox.spare_slot() else {
+                return;
+            };
+            let mut call = sandbox.store_of(self.tier, limits);
+            let Ok(model) = self.pre.instantiate(&mut call.store) else {
+                return;
+            };
+            let mut spares = self.spares();
+            // Another thread may have filled them meanwhile.
+            if spares.len() < SPARES {
+                spares.push(Spare {
+                    call,
+                    model,
+                    _slot: slot,
+                });
+            }
+        }
     }
 }
 
@@ -344,15 +402,34 @@ impl LoadedVersion {
         Ok(())
     }
 
-    /// Run one prediction in a fresh instance. Blocking: call it from a
-    /// blocking thread.
+    /// Run one prediction in a fresh instance: one that has served no other
+    /// call, made ahead of the call when a spare is ready (see
+    /// [`LoadedVersion::make_spares`]), else made now. Blocking: call it
+    /// from a blocking thread.
     pub fn predict(
         &self,
         inputs: Vec<protocol::Tensor>,
     ) -> Result<Vec<protocol::Tensor>, PredictError> {
+        self.predict_with(inputs, Spares::Use)
+    }
+
+    /// [`LoadedVersion::predict`] with the instance made in the call, as
+    /// before spares. For benchmarks, and for the checks at load time.
+    pub fn predict_making_instance(
+        &self,
+        inputs: Vec<protocol::Tensor>,
+    ) -> Result<Vec<protocol::Tensor>, PredictError> {
+        self.predict_with(inputs, Spares::Bypass)
+    }
+
+    fn predict_with(
+        &self,
+        inputs: Vec<protocol::Tensor>,
+        spares: Spares,
+    ) -> Result<Vec<protocol::Tensor>, PredictError> {
         self.check_inputs(&inputs)?;
         let inputs: Vec<bindings::Tensor> = inputs.into_iter().map(bindings::to_wit).collect();
-        let outputs = self.call_predict(&inputs)?;
+        let outputs = self.call_predict(&inputs, spares)?;
         let outputs: Vec<protocol::Tensor> = outputs.into_iter().map(bindings::from_wit).collect();
         self.check_outputs(&outputs)?;
         Ok(outputs)
@@ -361,16 +438,32 @@ impl LoadedVersion {
     fn call_predict(
         &self,
         inputs: &[bindings::Tensor],
+        spares: Spares,
     ) -> Result<Vec<bindings::Tensor>, PredictError> {
         let code = self.code.load_full();
-        let mut call = self.sandbox.store_of(code.tier, self.limits);
-        let model = match code.pre.instantiate(&mut call.store) {
-            Ok(model) => model,
-            Err(err) => {
-                return Err(match call.classify(err) {
-                    CallError::Trap(msg) => PredictError::Instantiate(msg),
-                    other => PredictError::Call(other),
-                });
+        let spare = match spares {
+            Spares::Use => code.spares().pop(),
+            Spares::Bypass => None,
+        };
+        let (mut call, model) = match spare {
+            Some(Spare {
+                mut call, model, ..
+            }) => {
+                // The deadline counts from the call, not from the making.
+                call.restart_deadline();
+                (call, model)
+            }
+            None => {
+                let mut call = self.sandbox.store_of(code.tier, self.limits);
+                match code.pre.instantiate(&mut call.store) {
+                    Ok(model) => (call, model),
+                    Err(err) => {
+                        return Err(match call.classify(err) {
+                            CallError::Trap(msg) => PredictError::Instantiate(msg),
+                            other => PredictError::Call(other),
+                        });
+                    }
+                }
             }
         };
         let result = match model
@@ -386,6 +479,23 @@ impl LoadedVersion {
         // need not delay the answer.
         self.sandbox.retire(call);
         result
+    }
+
+    /// Make the instances the next calls will take (up to two; fewer when
+    /// the sandbox's reserve of slots for them is taken), so that their
+    /// making is not part of those calls. Call it off the answer's path: the
+    /// server calls it on the thread that ran a call, once the answer is
+    /// handed back. A version that is never asked keeps none, and each of
+    /// its calls makes its own instance.
+    pub fn make_spares(&self) {
+        self.code
+            .load_full()
+            .make_spares(&self.sandbox, self.limits);
+    }
+
+    /// How many instances made ahead of their call wait for one.
+    pub fn spares_ready(&self) -> usize {
+        self.code.load().spares().len()
     }
 
     /// Create a fresh store and instance, as each request does, and return
@@ -482,7 +592,7 @@ impl LoadedVersion {
         for (index, example) in self.manifest.examples.iter().enumerate() {
             let fail = |reason: String| LoadError::Example { index, reason };
             let outputs = self
-                .predict(example.inputs.clone())
+                .predict_making_instance(example.inputs.clone())
                 .map_err(|e| fail(e.to_string()))?;
             for expected in &example.outputs {
                 let actual = outputs
@@ -550,7 +660,7 @@ fn optimise(
 /// [`LoadedVersion::warm_instance`]. For benchmarks only.
 pub struct WarmInstance<'a> {
     version: &'a LoadedVersion,
-    call: crate::sandbox::CallStore,
+    call: CallStore,
     model: bindings::Model,
 }
 
@@ -648,4 +758,66 @@ fn names(specs: &[TensorSpec]) -> String {
 
 fn shape_text(shape: &[i64]) -> String {
     format!("{shape:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::sandbox::SandboxConfig;
+
+    fn anomaly_detection(sandbox: &Arc<Sandbox>, deadline: Duration) -> LoadedVersion {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        let trust = TrustStore::load(&models.join("trust")).unwrap();
+        let bytes = std::fs::read(models.join("anomaly-detection/1.0.0.wasm")).unwrap();
+        LoadedVersion::load(sandbox, &bytes, &trust, deadline).unwrap()
+    }
+
+    /// A spare is made long before its call; the call's CPU deadline counts
+    /// from the call. A spare's store keeping the deadline it was made with
+    /// would have it stop the call at once.
+    #[test]
+    fn a_spare_made_long_before_its_call_gets_the_whole_deadline() {
+        let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+        assert!(sandbox.pooling(), "spares need the pooling allocator");
+        let deadline = Duration::from_millis(30);
+        let model = anomaly_detection(&sandbox, deadline);
+        let example = model.manifest.examples[0].clone();
+        assert_eq!(model.spares_ready(), 0, "loading made spares");
+
+        model.make_spares();
+        assert_eq!(model.spares_ready(), SPARES);
+        std::thread::sleep(5 * deadline);
+        let outputs = model.predict(example.inputs.clone()).unwrap();
+        assert_eq!(model.spares_ready(), SPARES - 1, "the call made its own");
+        for expected in &example.outputs {
+            let actual = outputs.iter().find(|t| t.name == expected.name).unwrap();
+            protocol::tensors_close(expected, actual, example.tolerance).unwrap();
+        }
+    }
+
+    /// Spares hold only the slots the pool reserves for them: beyond those,
+    /// a version makes none, and its calls make their own instances.
+    #[test]
+    fn spares_stop_at_the_reserved_slots() {
+        let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+        let versions: Vec<LoadedVersion> = (0..crate::sandbox::SPARE_SLOTS as usize / SPARES + 1)
+            .map(|_| anomaly_detection(&sandbox, Duration::from_secs(5)))
+            .collect();
+        for v in &versions {
+            v.make_spares();
+        }
+        let held: usize = versions.iter().map(LoadedVersion::spares_ready).sum();
+        assert_eq!(held, crate::sandbox::SPARE_SLOTS as usize);
+        let last = versions.last().unwrap();
+        assert_eq!(last.spares_ready(), 0);
+        let example = &last.manifest.examples[0];
+        last.predict(example.inputs.clone()).unwrap();
+        // Dropping a version gives its spares' slots back.
+        drop(versions);
+        let again = anomaly_detection(&sandbox, Duration::from_secs(5));
+        again.make_spares();
+        assert_eq!(again.spares_ready(), SPARES);
+    }
 }

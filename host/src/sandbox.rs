@@ -36,10 +36,19 @@
 //! instance down (resetting the pages it wrote, returning its pool slot) is
 //! about as long as the call itself, and the caller already holds its
 //! outputs. The instance is still used once.
+//!
+//! Creating the store and instance is the other half of a small model's
+//! sandbox overhead, and it too can leave the request's path: a model
+//! version keeps a few instances made ahead of their call (spares, see
+//! `model.rs`), which the server makes on the thread that ran a call, once
+//! that call's answer is handed back. A spare has served no call: each
+//! request still gets an instance of its own, used once and thrown away.
+//! Spares hold at most [`SPARE_SLOTS`] pool slots, reserved beyond those of
+//! live calls and retired stores, so that they never starve a live call.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -72,6 +81,21 @@ pub const RETIRE_QUEUE: usize = 16;
 
 /// How long fewer than [`RETIRE_BATCH`] finished stores may wait.
 pub const RETIRE_WAIT: Duration = Duration::from_millis(100);
+
+/// Pool slots reserved for instances made ahead of their call (spares),
+/// across all model versions. Beyond it, a call makes its instance itself.
+pub const SPARE_SLOTS: u32 = 32;
+
+/// A pool slot held by a spare instance: given back when dropped.
+pub struct SpareSlot {
+    spares_held: Arc<AtomicU32>,
+}
+
+impl Drop for SpareSlot {
+    fn drop(&mut self) {
+        self.spares_held.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// Finished stores waiting to be dropped, and the retiring thread's signal.
 #[derive(Default)]
@@ -350,6 +374,8 @@ pub struct Sandbox {
     pooling: bool,
     cache: Option<CompiledCache>,
     retired: Arc<Retired>,
+    /// How many pool slots spare instances hold.
+    spares_held: Arc<AtomicU32>,
     /// Held by the background Cranelift compile in progress.
     background: Mutex<()>,
 }
@@ -420,6 +446,7 @@ impl Sandbox {
             pooling,
             cache,
             retired,
+            spares_held: Arc::default(),
             background: Mutex::new(()),
         }))
     }
@@ -606,6 +633,23 @@ impl Sandbox {
             self.retired.batch_ready.notify_one();
         }
     }
+
+    /// A pool slot for a spare instance, unless spares already hold
+    /// [`SPARE_SLOTS`] (or the sandbox has no pool, where spares would
+    /// only hold memory).
+    pub fn spare_slot(&self) -> Option<SpareSlot> {
+        if !self.pooling {
+            return None;
+        }
+        self.spares_held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held < SPARE_SLOTS).then_some(held + 1)
+            })
+            .ok()?;
+        Some(SpareSlot {
+            spares_held: self.spares_held.clone(),
+        })
+    }
 }
 
 /// The epoch deadline of a call, in ticks from now: one more than the
@@ -676,8 +720,8 @@ fn engine_config(config: &SandboxConfig, pooling: bool) -> Config {
         // Live calls, plus finished stores waiting to be dropped (see retire),
         // plus the examples checks that run beside the calls: a version being
         // published or loaded (one at a time) and the background Cranelift
-        // compile's (one at a time).
-        let instances = config.max_instances.max(1) + 2 * RETIRE_QUEUE as u32 + 2;
+        // compile's (one at a time), plus the spares made ahead of their call.
+        let instances = config.max_instances.max(1) + 2 * RETIRE_QUEUE as u32 + 2 + SPARE_SLOTS;
         pool.total_component_instances(instances)
             .total_core_instances(instances * 8)
             .total_memories(instances * 2)

@@ -67,14 +67,19 @@ async fn run(
     })?;
     let model = loaded.clone();
     let inputs = request.inputs;
-    let mut outputs = tokio::task::spawn_blocking(move || model.predict(inputs))
-        .await
-        .map_err(|e| {
-            AppError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the prediction task failed: {e}"),
-            )
-        })??;
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        // The answer goes back first; then this thread makes the instances
+        // the next calls will take, while the answer is being sent.
+        let _ = answer.send(model.predict(inputs));
+        model.make_spares();
+    });
+    let mut outputs = answered.await.map_err(|_| {
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the prediction task failed before answering",
+        )
+    })??;
     if let Some(requested) = &request.outputs {
         outputs.retain(|t| requested.iter().any(|r| r.name == t.name));
     }

@@ -5,11 +5,21 @@
 //! test can tell from an answer which version computed it. It also exposes both
 //! kinds of model error: a negative `x` is invalid input (HTTP 400), an `x` of
 //! a billion or more is a model failure (HTTP 500).
+//!
+//! It also checks the host's promise that every call gets an instance of its
+//! own: an instance asked for a second prediction fails it, saying so. Every
+//! test that sends scale more than one request thereby checks that no
+//! instance served two of them.
 
 // Only the wasm32 build exports the model; a native build (cargo test --workspace) leaves it unused.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use trademl_sdk::{Datatype, Error, Model, ModelMetadata, Tensor, TensorData, TensorSpec};
+
+/// Predictions this instance has been asked for.
+static CALLS: AtomicU32 = AtomicU32::new(0);
 
 const VERSION: &str = match option_env!("TRADEML_GUEST_VERSION") {
     Some(v) => v,
@@ -46,6 +56,12 @@ impl Model for Scale {
     }
 
     fn predict(inputs: Vec<Tensor>) -> Result<Vec<Tensor>, Error> {
+        let before = CALLS.fetch_add(1, Ordering::Relaxed);
+        if before > 0 {
+            return Err(Error::ModelFailure(format!(
+                "this instance already served {before} call(s): the host reused an instance"
+            )));
+        }
         let x = inputs
             .iter()
             .find(|t| t.name == "x")
