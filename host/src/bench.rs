@@ -706,32 +706,32 @@ fn print_figures(f: &ModelFigures) {
     if let Some(making) = &f.predict_rows_making_instance {
         row("  same, instance made in the call", making);
     }
-    if let Some(r) = f.sandbox_over_native_1_row {
-        println!("  sandbox / native at the median: {r:.2}x for 1 row/case");
-    }
-    if let Some(r) = f.sandbox_over_native_rows {
-        println!(
-            "  sandbox / native at the median: {r:.2}x for {} rows",
-            f.rows
-        );
-    }
-    if let Some(r) = f.warm_instance_over_native_1_row {
-        println!("  warm instance (not used by the server) / native: {r:.2}x for 1 row/case");
-    }
-    if let Some(r) = f.warm_instance_over_native_rows {
-        println!(
-            "  warm instance (not used by the server) / native: {r:.2}x for {} rows",
-            f.rows
-        );
-    }
-    if let Some(r) = f.making_instance_over_native_1_row {
-        println!("  instance made in the call (before spares) / native: {r:.2}x for 1 row/case");
-    }
-    if let Some(r) = f.making_instance_over_native_rows {
-        println!(
-            "  instance made in the call (before spares) / native: {r:.2}x for {} rows",
-            f.rows
-        );
+    for (what, one_row, rows) in [
+        (
+            "sandbox",
+            f.sandbox_over_native_1_row,
+            f.sandbox_over_native_rows,
+        ),
+        (
+            "warm instance (not used by the server)",
+            f.warm_instance_over_native_1_row,
+            f.warm_instance_over_native_rows,
+        ),
+        (
+            "instance made in the call (before spares)",
+            f.making_instance_over_native_1_row,
+            f.making_instance_over_native_rows,
+        ),
+    ] {
+        if let Some(r) = one_row {
+            println!("  {what} / native at the median: {r:.2}x for 1 row/case");
+        }
+        if let Some(r) = rows {
+            println!(
+                "  {what} / native at the median: {r:.2}x for {} rows",
+                f.rows
+            );
+        }
     }
     row("predict 1 row/case, HTTP loopback", &f.predict_1_row_http);
     if let (Some(batch), Some(rate)) = (&f.predict_batch_http, f.batch_rows_per_second) {
@@ -908,4 +908,79 @@ pub fn tile(inputs: &[Tensor], rows: usize) -> Result<Vec<Tensor>> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run over one model reports every series, with as many calls as
+    /// asked, and writes them as JSON.
+    #[test]
+    fn a_run_reports_every_series_of_a_model() {
+        let dir = crate::test_support::shipped_models(&["anomaly-detection"]);
+        let json_out = dir.path().join("figures.json");
+        let requests = 20;
+        let figures = run(&BenchOptions {
+            models: dir.path().to_path_buf(),
+            only: vec![],
+            loads: 1,
+            requests,
+            batch_rows: 10,
+            rows: 10,
+            native: vec![],
+            json_out: Some(json_out.clone()),
+            compilers: false,
+        })
+        .unwrap();
+        assert_eq!(figures.len(), 1);
+        let f = &figures[0];
+        assert_eq!(f.name, "anomaly-detection");
+        let batches = (requests / 4).max(10);
+        let series = [
+            ("instantiate", Some(&f.instantiate), requests),
+            ("in process", Some(&f.predict_1_row_in_process), requests),
+            ("warm", Some(&f.predict_1_row_warm_instance), requests),
+            (
+                "made in the call",
+                Some(&f.predict_1_row_making_instance),
+                requests,
+            ),
+            (
+                "rows in process",
+                f.predict_rows_in_process.as_ref(),
+                batches,
+            ),
+            ("rows warm", f.predict_rows_warm_instance.as_ref(), batches),
+            (
+                "rows made in the call",
+                f.predict_rows_making_instance.as_ref(),
+                batches,
+            ),
+            ("HTTP", Some(&f.predict_1_row_http), requests),
+        ];
+        for (what, summary, n) in series {
+            let s = summary.unwrap_or_else(|| panic!("no {what} series"));
+            assert_eq!(s.n, n, "{what}");
+            assert!(
+                0.0 < s.min_ms
+                    && s.min_ms <= s.p50_ms
+                    && s.p50_ms <= s.p99_ms
+                    && s.p99_ms <= s.max_ms,
+                "{what}: {s:?}"
+            );
+        }
+        // No native code was given: no ratio, and the run says why.
+        assert!(f.native_skipped.is_some());
+        assert!(f.sandbox_over_native_1_row.is_none());
+
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json_out).unwrap()).unwrap();
+        let model = &doc["models"][0];
+        assert_eq!(model["name"], "anomaly-detection", "{doc}");
+        assert_eq!(
+            model["predict_1_row_making_instance"]["n"], requests,
+            "{doc}"
+        );
+    }
 }

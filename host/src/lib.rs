@@ -40,3 +40,24 @@ pub mod repository;
 pub mod routing;
 pub mod sandbox;
 pub mod server;
+
+/// Helpers of the unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::Path;
+
+    /// A repository of these shipped models (every version) and the
+    /// shipped trust store, in a temporary directory.
+    pub fn shipped_models(names: &[&str]) -> tempfile::TempDir {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        let dir = tempfile::tempdir().unwrap();
+        for sub in std::iter::once(&"trust").chain(names) {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+            for entry in std::fs::read_dir(shipped.join(sub)).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
+            }
+        }
+        dir
+    }
+}

@@ -498,8 +498,9 @@ impl LoadedVersion {
         self.code.load().spares().len()
     }
 
-    /// Create a fresh store and instance, as each request does, and return
-    /// how long that took. For benchmarks.
+    /// Create a fresh store and instance, as each request gets (the server
+    /// makes them ahead of the request, see [`LoadedVersion::make_spares`]),
+    /// and return how long that took. For benchmarks.
     pub fn time_instantiation(&self) -> Result<Duration, PredictError> {
         let started = Instant::now();
         let code = self.code.load_full();

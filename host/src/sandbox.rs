@@ -746,7 +746,6 @@ fn engine_config(config: &SandboxConfig, pooling: bool) -> Config {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::time::Instant;
 
     use super::*;
@@ -758,15 +757,7 @@ mod tests {
     /// that a live call needs.
     #[test]
     fn finished_stores_never_starve_live_calls_of_an_instance() {
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["trust", "anomaly-detection"] {
-            std::fs::create_dir(dir.path().join(sub)).unwrap();
-            for entry in std::fs::read_dir(shipped.join(sub)).unwrap() {
-                let entry = entry.unwrap();
-                std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
-            }
-        }
+        let dir = crate::test_support::shipped_models(&["anomaly-detection"]);
         let calls = 2;
         let sandbox = Sandbox::new(SandboxConfig {
             max_instances: calls,
