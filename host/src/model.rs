@@ -405,12 +405,35 @@ impl LoadedVersion {
     /// Run one prediction in a fresh instance: one that has served no other
     /// call, made ahead of the call when a spare is ready (see
     /// [`LoadedVersion::make_spares`]), else made now. Blocking: call it
-    /// from a blocking thread.
+    /// from a blocking thread. The instance's teardown is handed to the
+    /// sandbox's retiring thread (see [`LoadedVersion::predict_answering`]
+    /// for a caller that tears it down itself, after answering).
     pub fn predict(
         &self,
         inputs: Vec<protocol::Tensor>,
     ) -> Result<Vec<protocol::Tensor>, PredictError> {
-        self.predict_with(inputs, Spares::Use)
+        let (result, call) = self.predict_with(inputs, Spares::Use);
+        if let Some(call) = call {
+            self.sandbox.retire(call);
+        }
+        result
+    }
+
+    /// [`LoadedVersion::predict`], handing the result to `answer` as soon as
+    /// the outputs are out of the instance, then tearing the instance down
+    /// on this thread. The server answers this way: the teardown (resetting
+    /// the pool slot's memory and tables) runs while the answer is being
+    /// sent, and no other thread has to be woken for it. Whoever bounds the
+    /// number of live instances (the server's call permits) must count this
+    /// call until the function returns, not until `answer` runs.
+    pub fn predict_answering(
+        &self,
+        inputs: Vec<protocol::Tensor>,
+        answer: impl FnOnce(Result<Vec<protocol::Tensor>, PredictError>),
+    ) {
+        let (result, call) = self.predict_with(inputs, Spares::Use);
+        answer(result);
+        drop(call);
     }
 
     /// [`LoadedVersion::predict`] with the instance made in the call, as
@@ -419,27 +442,45 @@ impl LoadedVersion {
         &self,
         inputs: Vec<protocol::Tensor>,
     ) -> Result<Vec<protocol::Tensor>, PredictError> {
-        self.predict_with(inputs, Spares::Bypass)
+        let (result, call) = self.predict_with(inputs, Spares::Bypass);
+        if let Some(call) = call {
+            self.sandbox.retire(call);
+        }
+        result
     }
 
+    /// The prediction, and the store it ran in (none when the inputs were
+    /// refused before any instance was taken), for the caller to tear down.
     fn predict_with(
         &self,
         inputs: Vec<protocol::Tensor>,
         spares: Spares,
-    ) -> Result<Vec<protocol::Tensor>, PredictError> {
-        self.check_inputs(&inputs)?;
+    ) -> (
+        Result<Vec<protocol::Tensor>, PredictError>,
+        Option<CallStore>,
+    ) {
+        if let Err(err) = self.check_inputs(&inputs) {
+            return (Err(err), None);
+        }
         let inputs: Vec<bindings::Tensor> = inputs.into_iter().map(bindings::to_wit).collect();
-        let outputs = self.call_predict(&inputs, spares)?;
-        let outputs: Vec<protocol::Tensor> = outputs.into_iter().map(bindings::from_wit).collect();
-        self.check_outputs(&outputs)?;
-        Ok(outputs)
+        let (outputs, call) = self.call_predict(&inputs, spares);
+        let result = outputs.and_then(|outputs| {
+            let outputs: Vec<protocol::Tensor> =
+                outputs.into_iter().map(bindings::from_wit).collect();
+            self.check_outputs(&outputs)?;
+            Ok(outputs)
+        });
+        (result, call)
     }
 
     fn call_predict(
         &self,
         inputs: &[bindings::Tensor],
         spares: Spares,
-    ) -> Result<Vec<bindings::Tensor>, PredictError> {
+    ) -> (
+        Result<Vec<bindings::Tensor>, PredictError>,
+        Option<CallStore>,
+    ) {
         let code = self.code.load_full();
         let spare = match spares {
             Spares::Use => code.spares().pop(),
@@ -458,10 +499,11 @@ impl LoadedVersion {
                 match code.pre.instantiate(&mut call.store) {
                     Ok(model) => (call, model),
                     Err(err) => {
-                        return Err(match call.classify(err) {
+                        let err = match call.classify(err) {
                             CallError::Trap(msg) => PredictError::Instantiate(msg),
                             other => PredictError::Call(other),
-                        });
+                        };
+                        return (Err(err), Some(call));
                     }
                 }
             }
@@ -476,9 +518,8 @@ impl LoadedVersion {
             Err(err) => Err(PredictError::Call(call.classify(err))),
         };
         // The outputs are lifted out of the instance's memory: its teardown
-        // need not delay the answer.
-        self.sandbox.retire(call);
-        result
+        // need not delay the answer, and is left to the caller.
+        (result, Some(call))
     }
 
     /// Make the instances the next calls will take (up to two; fewer when
@@ -796,6 +837,37 @@ mod tests {
             let actual = outputs.iter().find(|t| t.name == expected.name).unwrap();
             protocol::tensors_close(expected, actual, example.tolerance).unwrap();
         }
+    }
+
+    /// The server's path answers once, with what `predict` gives, whether
+    /// the call ran or its inputs were refused before taking an instance.
+    #[test]
+    fn predict_answering_answers_once_whatever_the_outcome() {
+        let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+        let model = anomaly_detection(&sandbox, Duration::from_secs(10));
+        let example = model.manifest.examples[0].clone();
+        model.make_spares();
+        let mut answers = Vec::new();
+        model.predict_answering(example.inputs.clone(), |r| answers.push(r));
+        assert_eq!(answers.len(), 1);
+        let outputs = answers.pop().unwrap().unwrap();
+        for expected in &example.outputs {
+            let actual = outputs.iter().find(|t| t.name == expected.name).unwrap();
+            protocol::tensors_close(expected, actual, example.tolerance).unwrap();
+        }
+        assert_eq!(model.spares_ready(), SPARES - 1, "the call took a spare");
+
+        model.predict_answering(Vec::new(), |r| answers.push(r));
+        assert_eq!(answers.len(), 1);
+        match answers.pop().unwrap() {
+            Err(PredictError::InvalidInput(msg)) => assert!(msg.contains("missing input"), "{msg}"),
+            other => panic!("expected a refused request, got {other:?}"),
+        }
+        assert_eq!(
+            model.spares_ready(),
+            SPARES - 1,
+            "a refused request took a spare"
+        );
     }
 
     /// Spares hold only the slots the pool reserves for them: beyond those,

@@ -26,9 +26,12 @@
 //! holds Cranelift's code, and a component under the threshold (every
 //! first-party model) is compiled by Cranelift straight away.
 //!
-//! A finished store is handed to [`Sandbox::retire`] and dropped on a
-//! background thread, in batches of [`RETIRE_BATCH`] (one wake-up per
-//! batch, not per call; what is left of a batch is dropped within
+//! The server tears a finished call's instance down on the call's own
+//! thread, after handing the answer back (`LoadedVersion::predict_answering`),
+//! and counts it as live until then. Other callers hand a finished store to
+//! [`Sandbox::retire`], which drops it on a background thread, in batches
+//! of [`RETIRE_BATCH`] (one wake-up per batch, not per call; what is left
+//! of a batch is dropped within
 //! [`RETIRE_WAIT`]). Only that thread drops retired stores, so at most
 //! twice [`RETIRE_QUEUE`] of them hold a pool slot (one batch being dropped,
 //! the next one waiting): the pool has that many slots beyond

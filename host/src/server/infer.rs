@@ -59,7 +59,7 @@ async fn run(
             }
         }
     }
-    let _permit = s.calls.acquire().await.map_err(|_| {
+    let permit = Arc::clone(&s.calls).acquire_owned().await.map_err(|_| {
         AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the server is shutting down",
@@ -69,9 +69,14 @@ async fn run(
     let inputs = request.inputs;
     let (answer, answered) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
-        // The answer goes back first; then this thread makes the instances
-        // the next calls will take, while the answer is being sent.
-        let _ = answer.send(model.predict(inputs));
+        // The answer goes back first. While it is being sent, this thread
+        // tears the call's instance down (the permit counts it until then,
+        // so live instances never exceed the pool's slots for calls), then
+        // makes the instances the next calls will take.
+        model.predict_answering(inputs, |result| {
+            let _ = answer.send(result);
+        });
+        drop(permit);
         model.make_spares();
     });
     let mut outputs = answered.await.map_err(|_| {

@@ -46,15 +46,16 @@ pub const MAX_MODEL_BODY: usize = 512 << 20;
 pub struct AppState {
     /// The models.
     pub repo: Arc<Repository>,
-    /// Bounds the calls running at once to the instance pool's size.
-    pub calls: Semaphore,
+    /// Bounds the calls running at once to the instance pool's size. A call
+    /// holds its permit until its instance is torn down, after the answer.
+    pub calls: Arc<Semaphore>,
 }
 
 /// The router, with its state. Tests drive it without a socket.
 pub fn app(repo: Arc<Repository>, max_concurrent_calls: usize) -> Router {
     let state = Arc::new(AppState {
         repo,
-        calls: Semaphore::new(max_concurrent_calls.max(1)),
+        calls: Arc::new(Semaphore::new(max_concurrent_calls.max(1))),
     });
     let infer_routes = Router::new()
         .route("/v2/models/{name}/infer", post(infer::infer))
