@@ -412,11 +412,7 @@ impl LoadedVersion {
         &self,
         inputs: Vec<protocol::Tensor>,
     ) -> Result<Vec<protocol::Tensor>, PredictError> {
-        let (result, call) = self.predict_with(inputs, Spares::Use);
-        if let Some(call) = call {
-            self.sandbox.retire(call);
-        }
-        result
+        self.retiring(self.predict_with(inputs, Spares::Use))
     }
 
     /// [`LoadedVersion::predict`], handing the result to `answer` as soon as
@@ -442,7 +438,11 @@ impl LoadedVersion {
         &self,
         inputs: Vec<protocol::Tensor>,
     ) -> Result<Vec<protocol::Tensor>, PredictError> {
-        let (result, call) = self.predict_with(inputs, Spares::Bypass);
+        self.retiring(self.predict_with(inputs, Spares::Bypass))
+    }
+
+    /// A finished call's result, its store handed to the retiring thread.
+    fn retiring<T>(&self, (result, call): (T, Option<CallStore>)) -> T {
         if let Some(call) = call {
             self.sandbox.retire(call);
         }

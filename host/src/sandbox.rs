@@ -31,10 +31,10 @@
 //! and counts it as live until then. Other callers hand a finished store to
 //! [`Sandbox::retire`], which drops it on a background thread, in batches
 //! of [`RETIRE_BATCH`] (one wake-up per batch, not per call; what is left
-//! of a batch is dropped within
-//! [`RETIRE_WAIT`]). Only that thread drops retired stores, so at most
-//! twice [`RETIRE_QUEUE`] of them hold a pool slot (one batch being dropped,
-//! the next one waiting): the pool has that many slots beyond
+//! of a batch is dropped within [`RETIRE_WAIT`]). Only that thread drops
+//! retired stores, so at most twice [`RETIRE_QUEUE`] of them hold a pool
+//! slot (one batch being dropped, the next one waiting): the pool has that
+//! many slots beyond
 //! `max_instances`, and live calls never run out of instances. Tearing an
 //! instance down (resetting the pages it wrote, returning its pool slot) is
 //! about as long as the call itself, and the caller already holds its
