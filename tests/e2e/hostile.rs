@@ -3,9 +3,10 @@
 //! to read files, the environment and the network. Each fails its own request
 //! (or gets nothing); the server and every other model keep serving.
 
-use std::io::ErrorKind;
-use std::net::{TcpListener, UdpSocket};
+use std::io::{ErrorKind, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::thread;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -30,6 +31,23 @@ fn start(repo: &Repo) -> Server {
             ..ServeOptions::default()
         },
     )
+}
+
+/// A server with a deadline and a configuration file that says `config`;
+/// the file's directory lives as long as the server is used.
+fn start_configured(repo: &Repo, deadline_ms: u64, config: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trademl.toml");
+    std::fs::write(&path, config).unwrap();
+    let server = Server::start_with(
+        repo.path(),
+        ServeOptions {
+            deadline_ms: Some(deadline_ms),
+            config: Some(path),
+            ..ServeOptions::default()
+        },
+    );
+    (dir, server)
 }
 
 fn x_request() -> Value {
@@ -92,6 +110,48 @@ fn an_infinite_loop_is_stopped_by_the_default_deadline_too() {
     still_serving(&s);
 }
 
+/// A client that hangs up while its call runs does not give the call's place
+/// to the next request: the call runs on to its end (here, the deadline), and
+/// counts against `max_instances` until then. With one call allowed at a
+/// time, the next request is answered only after the abandoned call ended,
+/// which the server logs before it lets the place go.
+#[test]
+fn a_client_that_hangs_up_mid_call_keeps_its_place_until_the_call_ends() {
+    let repo = repo_with_hostiles();
+    let (_config, mut s) = start_configured(&repo, 1500, "max_instances = 1\n");
+    let gone = |l: &str| l.contains("spin 1.0.0: the client went away before the answer");
+
+    // The spin request, sent whole over a socket of our own; its answer is
+    // never read. The call starts, then the client hangs up.
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let body = x_request().to_string();
+    let mut client = TcpStream::connect(&addr).unwrap();
+    write!(
+        client,
+        "POST /v2/models/spin/infer HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    thread::sleep(Duration::from_millis(500));
+    client.shutdown(Shutdown::Both).unwrap();
+    drop(client);
+
+    // The only place is still the spin call's: this request waits for it.
+    let r = s.infer("scale", &scale_request(&[21.0])).expect(200).json();
+    assert_eq!(output_f64(&r, "y"), vec![42.0]);
+    let log = s.stderr();
+    let line = log.lines().find(|l| gone(l)).unwrap_or_else(|| {
+        panic!(
+            "scale was answered while the abandoned spin call still held the only place \
+             (or that call never ran); stderr:\n{log}"
+        )
+    });
+    assert!(mentions_deadline(line), "{line}");
+    still_serving(&s);
+    assert!(s.is_running());
+}
+
 #[test]
 fn a_memory_bomb_hits_the_memory_cap() {
     let repo = repo_with_hostiles();
@@ -109,17 +169,7 @@ fn a_memory_bomb_hits_the_memory_cap() {
 #[test]
 fn winch_code_hits_the_deadline_and_the_memory_cap_too() {
     let repo = repo_with_hostiles();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("winch.toml");
-    std::fs::write(&config, "winch_above_kib = 0\ntier_up = false\n").unwrap();
-    let mut s = Server::start_with(
-        repo.path(),
-        ServeOptions {
-            deadline_ms: Some(250),
-            config: Some(config),
-            ..ServeOptions::default()
-        },
-    );
+    let (_config, mut s) = start_configured(&repo, 250, "winch_above_kib = 0\ntier_up = false\n");
     for name in ["spin", "memory-bomb", "scale", "trap"] {
         let v = s
             .get(&format!("/v2/repository/models/{name}/versions"))

@@ -74,7 +74,20 @@ async fn run(
         // so live instances never exceed the pool's slots for calls), then
         // makes the instances the next calls will take.
         model.predict_answering(inputs, |result| {
-            let _ = answer.send(result);
+            if let Err(unsent) = answer.send(result) {
+                // The request's future is gone: its client hung up (or
+                // timed out) while the call ran. The call ran to its end
+                // all the same, holding its permit.
+                let outcome = match unsent {
+                    Ok(_) => "it had succeeded".to_string(),
+                    Err(err) => format!("it had failed: {err}"),
+                };
+                tracing::info!(
+                    "{} {}: the client went away before the answer; the call ran to its end ({outcome})",
+                    model.name(),
+                    model.version(),
+                );
+            }
         });
         drop(permit);
         model.make_spares();
