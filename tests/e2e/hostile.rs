@@ -118,7 +118,9 @@ fn an_infinite_loop_is_stopped_by_the_default_deadline_too() {
 #[test]
 fn a_client_that_hangs_up_mid_call_keeps_its_place_until_the_call_ends() {
     let repo = repo_with_hostiles();
-    let (_config, mut s) = start_configured(&repo, 1500, "max_instances = 1\n");
+    // A deadline long enough that the call is surely running when the
+    // client hangs up, a second after sending, on a loaded machine too.
+    let (_config, mut s) = start_configured(&repo, 3000, "max_instances = 1\n");
     let gone = |l: &str| l.contains("spin 1.0.0: the client went away before the answer");
 
     // The spin request, sent whole over a socket of our own; its answer is
@@ -133,7 +135,7 @@ fn a_client_that_hangs_up_mid_call_keeps_its_place_until_the_call_ends() {
         body.len()
     )
     .unwrap();
-    thread::sleep(Duration::from_millis(500));
+    thread::sleep(Duration::from_millis(1000));
     client.shutdown(Shutdown::Both).unwrap();
     drop(client);
 
