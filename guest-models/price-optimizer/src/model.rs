@@ -37,7 +37,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/price-optimizer`).
 pub const NAME: &str = "price-optimizer";
 /// The model's version.
-pub const VERSION: &str = "1.0.0";
+pub const VERSION: &str = "1.0.1";
 /// Default largest price change, a fraction of today's price (sent as a negative `max_change`).
 pub const DEFAULT_MAX_CHANGE: f64 = 0.2;
 /// Default minimum margin, percent of the shelf price (sent as a negative `min_margin_pct`).
@@ -703,6 +703,10 @@ impl SearchState {
 
     /// The objective `(1 − weight)·Π/scale.0 + weight·Q/scale.1` at `prices` with product `b`
     /// at `p` (log `lp`) instead; leaves `self.lp[b] = lp`.
+    ///
+    /// Bit for bit the objective `Demand::units` gives at the trial's prices: product k's
+    /// regressors are its row of `x` with the two the trial changes replaced (k's own log price
+    /// when k is `b`; else the index of `b`'s group), with the same sums in the same order.
     #[allow(clippy::too_many_arguments)]
     fn objective(
         &mut self,
@@ -713,33 +717,45 @@ impl SearchState {
         weight: f64,
         scale: (f64, f64),
     ) -> f64 {
+        self.lp[b] = lp;
         let w = d.width();
         let gb = d.group_of[b];
-        self.lp[b] = lp;
+        // Group gb's competitor index of product k, as `regressors` sums it: the mean log price of
+        // the group's other members. For a product outside the group that is every member, the same
+        // value for all of them, summed once here.
+        let group = self.members.get(gb).map(|m| m.as_slice());
+        let outside = group.map(|m| competitor_index(&self.lp, m, usize::MAX));
         let (mut pi, mut q) = (0.0, 0.0);
-        let mut buf = [0.0; MAX_GROUPS + 3];
         for it in items {
             let k = it.product;
-            let x = &mut buf[..w];
-            x.copy_from_slice(&self.x[k * w..(k + 1) * w]);
-            if k == b {
-                x[0] = lp;
-            } else if gb < self.members.len() {
-                // Group gb's competitor index of product k, as `regressors` sums it.
-                let (mut sum, mut n) = (0.0, 0usize);
-                for &j in &self.members[gb] {
-                    if j != k {
-                        sum += self.lp[j];
-                        n += 1;
+            let row = &self.x[k * w..(k + 1) * w];
+            // The regressors the trial changes: b's own log price, and the others' index of b's
+            // group.
+            let own = if k == b { lp } else { row[0] };
+            let index = match (group, outside) {
+                (Some(m), Some(all)) if k != b => {
+                    if d.group_of[k] == gb {
+                        competitor_index(&self.lp, m, k)
+                    } else {
+                        all
                     }
                 }
-                x[1 + gb] = if n > 0 { sum / n as f64 } else { 0.0 };
-            }
+                _ => row[1 + gb],
+            };
             let log_units = self.intercept[k]
                 + d.coef(k)
                     .iter()
-                    .zip(x.iter())
-                    .map(|(c, v)| c * v)
+                    .zip(row)
+                    .enumerate()
+                    .map(|(i, (c, v))| {
+                        c * if i == 0 {
+                            own
+                        } else if i == 1 + gb {
+                            index
+                        } else {
+                            *v
+                        }
+                    })
                     .sum::<f64>();
             let units = log_units.exp() * d.smear[k];
             let price = if k == b { p } else { prices[k] };
@@ -748,6 +764,19 @@ impl SearchState {
         }
         (1.0 - weight) * pi / scale.0 + weight * q / scale.1
     }
+}
+
+/// The mean of `lp` over `members` other than `k`, summed in the members' order (as
+/// [`regressors`] sums it); 0 when there is none.
+fn competitor_index(lp: &[f64], members: &[usize], k: usize) -> f64 {
+    let (mut sum, mut n) = (0.0, 0usize);
+    for &j in members {
+        if j != k {
+            sum += lp[j];
+            n += 1;
+        }
+    }
+    if n > 0 { sum / n as f64 } else { 0.0 }
 }
 
 /// One store's problem assembled from request rows: the store, its items and the rows they came
