@@ -534,6 +534,19 @@ impl LoadedVersion {
             .make_spares(&self.sandbox, self.limits);
     }
 
+    /// Give up the instances made ahead of calls this version may no longer
+    /// get: the repository calls it when a routing change takes the
+    /// version's traffic away. Their pool slots go back to the reserve for
+    /// spares, which the routed versions need; the stores are torn down by
+    /// the sandbox's retiring thread. A later call (by version) makes its
+    /// own instance and, through the server, the spares again.
+    pub fn drop_spares(&self) {
+        let spares = std::mem::take(&mut *self.code.load().spares());
+        for Spare { call, .. } in spares {
+            self.sandbox.retire(call);
+        }
+    }
+
     /// How many instances made ahead of their call wait for one.
     pub fn spares_ready(&self) -> usize {
         self.code.load().spares().len()
@@ -887,7 +900,12 @@ mod tests {
         assert_eq!(last.spares_ready(), 0);
         let example = &last.manifest.examples[0];
         last.predict(example.inputs.clone()).unwrap();
-        // Dropping a version gives its spares' slots back.
+        // A version that gives up its spares gives their slots back.
+        versions[0].drop_spares();
+        assert_eq!(versions[0].spares_ready(), 0);
+        last.make_spares();
+        assert_eq!(last.spares_ready(), SPARES);
+        // So does a version that is dropped.
         drop(versions);
         let again = anomaly_detection(&sandbox, Duration::from_secs(5));
         again.make_spares();

@@ -81,6 +81,14 @@ impl Route {
         })
     }
 
+    /// The versions this route sends traffic to and `next` does not.
+    fn left_by<'a>(&'a self, next: &'a Route) -> impl Iterator<Item = &'a Arc<LoadedVersion>> {
+        self.targets
+            .iter()
+            .map(|(v, _)| v)
+            .filter(|v| !next.targets.iter().any(|(n, _)| Arc::ptr_eq(v, n)))
+    }
+
     /// Pick a version by weight.
     pub fn pick(&self) -> &Arc<LoadedVersion> {
         if self.targets.len() == 1 {
@@ -545,7 +553,16 @@ impl Repository {
             .routing
             .write(&self.root.join(name).join("routing.json"))?;
         let routing = route.routing.clone();
-        model.route.store(Arc::new(route));
+        let route = Arc::new(route);
+        model.route.store(route.clone());
+        // The versions that lost their traffic give up their spare
+        // instances, which would otherwise hold pool slots for calls that
+        // may never come. A call still running on such a version makes its
+        // spares again when it ends, as does a call that names the version:
+        // at most two per version, as before this change.
+        for version in current.left_by(&route) {
+            version.drop_spares();
+        }
         tracing::info!(model = %name, routing = ?routing.versions, "routing changed");
         Ok(routing)
     }
@@ -553,4 +570,79 @@ impl Repository {
 
 fn parse_version(v: &str) -> Result<Version, String> {
     Version::parse(v).map_err(|e| format!("\"{v}\" is not a semantic version: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::SandboxConfig;
+
+    /// Two loaded versions (the shipped anomaly-detection, loaded twice) as
+    /// a model's 1.0.0 and 2.0.0.
+    fn two_versions() -> BTreeMap<Version, Arc<LoadedVersion>> {
+        let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        let trust = TrustStore::load(&models.join("trust")).unwrap();
+        let bytes = std::fs::read(models.join("anomaly-detection/1.0.0.wasm")).unwrap();
+        ["1.0.0", "2.0.0"]
+            .into_iter()
+            .map(|v| {
+                let loaded =
+                    LoadedVersion::load(&sandbox, &bytes, &trust, Duration::from_secs(5)).unwrap();
+                (Version::parse(v).unwrap(), Arc::new(loaded))
+            })
+            .collect()
+    }
+
+    fn route(versions: &BTreeMap<Version, Arc<LoadedVersion>>, weights: &[(&str, u32)]) -> Route {
+        let routing = Routing {
+            versions: weights
+                .iter()
+                .map(|&(version, weight)| Weighted {
+                    version: version.to_string(),
+                    weight,
+                })
+                .collect(),
+            ..Routing::default()
+        };
+        Route::resolve(routing, versions).unwrap()
+    }
+
+    /// A routing change takes the spares of the versions that lose their
+    /// traffic (and only theirs): with every change, they would otherwise
+    /// hold more of the pool's reserve for spares.
+    #[test]
+    fn the_versions_a_routing_change_leaves_are_those_that_lose_their_traffic() {
+        let versions = two_versions();
+        let v1 = &versions[&Version::new(1, 0, 0)];
+        let v2 = &versions[&Version::new(2, 0, 0)];
+        let left = |from: &Route, to: &Route| -> Vec<String> {
+            from.left_by(to)
+                .map(|v| {
+                    let key = versions.iter().find(|(_, l)| Arc::ptr_eq(l, v)).unwrap().0;
+                    key.to_string()
+                })
+                .collect()
+        };
+        let only_1 = route(&versions, &[("1.0.0", 100)]);
+        let only_2 = route(&versions, &[("2.0.0", 100)]);
+        let canary = route(&versions, &[("1.0.0", 90), ("2.0.0", 10)]);
+        assert_eq!(left(&only_1, &only_2), ["1.0.0"]);
+        assert_eq!(left(&only_1, &canary), Vec::<String>::new());
+        assert_eq!(left(&canary, &only_2), ["1.0.0"]);
+        assert_eq!(left(&canary, &only_1), ["2.0.0"]);
+        assert_eq!(left(&only_2, &only_2), Vec::<String>::new());
+
+        // What the repository then does with them.
+        v1.make_spares();
+        v2.make_spares();
+        for v in only_1.left_by(&only_2) {
+            v.drop_spares();
+        }
+        assert_eq!(v1.spares_ready(), 0);
+        assert!(
+            v2.spares_ready() > 0,
+            "the version that keeps its traffic keeps its spares"
+        );
+    }
 }
