@@ -608,9 +608,12 @@ mod tests {
         Route::resolve(routing, versions).unwrap()
     }
 
-    /// A routing change takes the spares of the versions that lose their
-    /// traffic (and only theirs): with every change, they would otherwise
-    /// hold more of the pool's reserve for spares.
+    /// The versions whose spares `change_routing` drops are those that lose
+    /// their traffic, and only those; then, as `change_routing` does, they
+    /// give their spares up while the version that keeps its traffic keeps
+    /// its own. (`change_routing` itself is not run here: a repository with
+    /// two versions of one model needs two signed files of it, which the
+    /// unit tests do not have; the e2e hot-swap tests promote and roll back.)
     #[test]
     fn the_versions_a_routing_change_leaves_are_those_that_lose_their_traffic() {
         let versions = two_versions();
