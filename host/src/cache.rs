@@ -36,7 +36,13 @@ use wasmtime::component::Component;
 
 use crate::routing::write_atomically_private;
 
-const MAGIC: &[u8; 16] = b"trademl-cwasm-2\n";
+/// Bumped whenever trademl's own change to wasmtime's compiler changes
+/// (vendor/README.md): wasmtime checks that an entry was compiled by its own
+/// version, and a patched compiler has the same version as the original.
+/// An entry with an older tag is compiled afresh.
+const MAGIC: &[u8; 16] = b"trademl-cwasm-3\n";
+/// What every version of `MAGIC` starts with.
+const MAGIC_FAMILY: &[u8] = b"trademl-cwasm-";
 const TAG_LEN: usize = 32;
 
 /// Payloads above this size are hashed on every core.
@@ -144,6 +150,9 @@ impl CompiledCache {
 
     fn check(&self, engine: &Engine, digest: &str, tag_file: &[u8]) -> Result<Component> {
         let Some(tag) = tag_file.strip_prefix(MAGIC.as_slice()) else {
+            if tag_file.starts_with(MAGIC_FAMILY) {
+                bail!("it was compiled by another release of trademl's compiler");
+            }
             bail!("its tag file is not a trademl cache tag");
         };
         let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| {
@@ -287,6 +296,19 @@ mod tests {
                 "the refused entry is deleted"
             );
         }
+        // An entry written by a release whose compiler differed, which
+        // wasmtime cannot tell apart, is compiled afresh.
+        restore();
+        let mut earlier = b"trademl-cwasm-2\n".to_vec();
+        earlier.extend_from_slice(&tag[MAGIC.len()..]);
+        let refusal = cache.check(&engine, &digest, &earlier).unwrap_err();
+        assert!(
+            refusal.to_string().contains("another release"),
+            "{refusal:#}"
+        );
+        write_atomically_private(&tag_path, &earlier).unwrap();
+        assert!(cache.load(&engine, &digest).is_none(), "earlier release");
+        assert!(!tag_path.exists(), "the refused entry is deleted");
         // Code without its tag (a crash between the two writes) is a miss.
         restore();
         fs::remove_file(&tag_path).unwrap();

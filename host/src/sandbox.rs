@@ -801,4 +801,185 @@ mod tests {
         });
         assert!(done.iter().all(|&n| n > 0), "{done:?}");
     }
+
+    /// The engine compiles with trademl's wasmtime-cranelift
+    /// (vendor/README.md). A wasmtime upgrade that left it behind would make
+    /// cargo drop the patch with no more than a warning, and the models would
+    /// quietly lose what it gains.
+    #[test]
+    fn the_compiler_is_the_vendored_crate() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock");
+        let lock: toml::Table = std::fs::read_to_string(path).unwrap().parse().unwrap();
+        let packages = lock["package"].as_array().unwrap();
+        let package = |name: &str| {
+            let found: Vec<_> = packages
+                .iter()
+                .filter(|p| p["name"].as_str() == Some(name))
+                .collect();
+            assert_eq!(found.len(), 1, "{name} in Cargo.lock: {found:?}");
+            found[0]
+        };
+        let wasmtime = package("wasmtime");
+        let compiler = package("wasmtime-internal-cranelift");
+        assert_eq!(compiler["version"].as_str(), wasmtime["version"].as_str());
+        assert!(
+            compiler.get("source").is_none(),
+            "wasmtime-internal-cranelift comes from {}, not vendor/",
+            compiler["source"]
+        );
+    }
+
+    /// A loop whose every iteration keeps eight floats, four integers and a
+    /// vector live across its loop header, where the epoch check sits.
+    const LIVE_ACROSS_CHECKS: &str = r#"(module
+      (func (export "run") (param $n i32)
+        (result f64 f64 f64 f64 f64 f64 f64 f64 i64 i64 f64 f64)
+        (local $i i32) (local $x f64)
+        (local $a f64) (local $b f64) (local $c f64) (local $d f64)
+        (local $e f64) (local $f f64) (local $g f64) (local $h f64)
+        (local $p i64) (local $q i64) (local $r i64) (local $s i64)
+        (local $v v128)
+        (local.set $g (f64.const 1))
+        (loop $next
+          (local.set $x (f64.convert_i32_u (local.get $i)))
+          (local.set $a (f64.add (local.get $a) (f64.mul (local.get $x) (f64.const 0.5))))
+          (local.set $b (f64.add (f64.mul (local.get $b) (f64.const 0.999)) (local.get $a)))
+          (local.set $c (f64.add (local.get $c) (f64.sqrt (local.get $x))))
+          (local.set $d (f64.sub (local.get $d) (f64.mul (local.get $b) (f64.const 1e-6))))
+          (local.set $e (f64.add (local.get $e)
+            (f64.mul (f64.mul (local.get $a) (local.get $c)) (f64.const 1e-9))))
+          (local.set $f (f64.add (local.get $f)
+            (f64.div (f64.const 1) (f64.add (local.get $x) (f64.const 1)))))
+          (local.set $g (f64.mul (local.get $g) (f64.const 1.0000001)))
+          (local.set $h (f64.add (local.get $h) (f64.sub (local.get $a) (local.get $d))))
+          (local.set $p (i64.add (i64.mul (local.get $p) (i64.const 6364136223846793005))
+            (i64.const 1442695040888963407)))
+          (local.set $q (i64.xor (local.get $q) (i64.shr_u (local.get $p) (i64.const 17))))
+          (local.set $r (i64.add (local.get $r) (local.get $q)))
+          (local.set $s (i64.add (local.get $s) (i64.extend_i32_u (local.get $i))))
+          (local.set $v (f64x2.add (local.get $v)
+            (f64x2.replace_lane 1 (f64x2.splat (local.get $x)) (local.get $a))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $next (i32.lt_u (local.get $i) (local.get $n))))
+        (local.get $a) (local.get $b) (local.get $c) (local.get $d)
+        (local.get $e) (local.get $f) (local.get $g) (local.get $h)
+        (i64.xor (local.get $r) (local.get $p)) (local.get $s)
+        (f64x2.extract_lane 0 (local.get $v)) (f64x2.extract_lane 1 (local.get $v))))"#;
+
+    type Live = (f64, f64, f64, f64, f64, f64, f64, f64, i64, i64, f64, f64);
+
+    /// [`LIVE_ACROSS_CHECKS`] in Rust.
+    fn live_across_checks_natively(n: u32) -> Live {
+        let (mut a, mut b, mut c, mut d) = (0f64, 0f64, 0f64, 0f64);
+        let (mut e, mut f, mut g, mut h) = (0f64, 0f64, 1f64, 0f64);
+        let (mut p, mut q, mut r, mut s) = (0u64, 0u64, 0u64, 0u64);
+        let mut v = [0f64; 2];
+        for i in 0..n.max(1) {
+            let x = f64::from(i);
+            a += x * 0.5;
+            b = b * 0.999 + a;
+            c += x.sqrt();
+            d -= b * 1e-6;
+            e += a * c * 1e-9;
+            f += 1.0 / (x + 1.0);
+            g *= 1.0000001;
+            h += a - d;
+            p = p
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            q ^= p >> 17;
+            r = r.wrapping_add(q);
+            s = s.wrapping_add(u64::from(i));
+            v[0] += x;
+            v[1] += a;
+        }
+        (a, b, c, d, e, f, g, h, (r ^ p) as i64, s as i64, v[0], v[1])
+    }
+
+    fn bits(l: Live) -> [u64; 12] {
+        let (a, b, c, d, e, f, g, h, rp, s, v0, v1) = l;
+        [
+            a.to_bits(),
+            b.to_bits(),
+            c.to_bits(),
+            d.to_bits(),
+            e.to_bits(),
+            f.to_bits(),
+            g.to_bits(),
+            h.to_bits(),
+            rp as u64,
+            s as u64,
+            v0.to_bits(),
+            v1.to_bits(),
+        ]
+    }
+
+    /// The epoch check at every loop header calls into wasmtime once the
+    /// deadline has passed. trademl's wasmtime-cranelift makes that call
+    /// preserve every register (vendor/README.md), so that loops keep their
+    /// values in registers rather than on the stack. Here the host is called
+    /// at every check and lets the loop go on each time: what the loop
+    /// computes must still be, bit for bit, what native code computes, for
+    /// both compilers the sandbox uses. A deadline that traps still stops it.
+    #[test]
+    fn a_loop_that_calls_the_host_at_every_epoch_check_computes_what_native_code_does() {
+        use wasmtime::{Module, Store, UpdateDeadline};
+
+        let wasm = wat::parse_str(LIVE_ACROSS_CHECKS).unwrap();
+        let n = 20_000;
+        let native = bits(live_across_checks_natively(n));
+        for compiler in [Compiler::Cranelift, Compiler::Winch] {
+            let config = SandboxConfig {
+                compiler,
+                ..SandboxConfig::default()
+            };
+            let engine = Engine::new(&engine_config(&config, false)).unwrap();
+            let module = Module::new(&engine, &wasm).unwrap();
+            let run = |deadline: u64, interrupt: bool| {
+                let mut store = Store::new(&engine, 0u64);
+                store.set_epoch_deadline(deadline);
+                store.epoch_deadline_callback(move |mut cx| {
+                    *cx.data_mut() += 1;
+                    Ok(if interrupt {
+                        UpdateDeadline::Interrupt
+                    } else {
+                        UpdateDeadline::Continue(0)
+                    })
+                });
+                let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+                let result = instance
+                    .get_typed_func::<u32, Live>(&mut store, "run")
+                    .unwrap()
+                    .call(&mut store, n);
+                (result, *store.data())
+            };
+
+            let (quiet, calls) = run(1 << 40, false);
+            assert_eq!(bits(quiet.unwrap()), native, "{compiler:?}, no deadline");
+            assert_eq!(
+                calls, 0,
+                "{compiler:?}: the host was called with no deadline"
+            );
+
+            let (checked, calls) = run(0, false);
+            assert_eq!(
+                bits(checked.unwrap()),
+                native,
+                "{compiler:?}, the host called at every check"
+            );
+            assert!(
+                calls > u64::from(n),
+                "{compiler:?}: the host was called {calls} times in {n} iterations"
+            );
+
+            let (stopped, calls) = run(0, true);
+            let err = stopped.unwrap_err();
+            assert_eq!(
+                err.downcast_ref::<wasmtime::Trap>(),
+                Some(&wasmtime::Trap::Interrupt),
+                "{compiler:?}: {err:?}"
+            );
+            assert_eq!(calls, 1, "{compiler:?}");
+        }
+    }
 }

@@ -805,7 +805,14 @@ impl<'module_environment> FuncEnvironment<'module_environment> {
         // new_epoch() returns the new deadline, so we don't have to
         // reload it.
         let call = builder.ins().call(new_epoch, &[vmctx]);
-        let new_deadline = *builder.func.dfg.inst_results(call).first().unwrap();
+        // trademl patch: unless it is called with `preserve_all`, which
+        // cannot return a value; then the deadline it stored is reloaded.
+        let new_deadline = match builder.func.dfg.inst_results(call).first() {
+            Some(&deadline) => deadline,
+            None => self
+                .alias_regions
+                .vmstore_context_epoch_deadline(&mut builder.cursor(), vmstore_ctx),
+        };
         builder.def_var(self.epoch_deadline_var, new_deadline);
         builder.ins().jump(continuation_block, &[]);
         builder.seal_block(continuation_block);

@@ -346,6 +346,21 @@ struct BuiltinFunctionSignatures {
     host_call_conv: CallConv,
     wasm_call_conv: CallConv,
     argument_extension: ir::ArgumentExtension,
+    /// trademl patch: whether `new_epoch` is called with `preserve_all`.
+    new_epoch_preserves_all: bool,
+}
+
+/// trademl patch: whether `builtin` is the epoch check's libcall.
+fn is_new_epoch(builtin: BuiltinFunctionIndex) -> bool {
+    #[cfg(target_has_atomic = "64")]
+    {
+        builtin == BuiltinFunctionIndex::new_epoch()
+    }
+    #[cfg(not(target_has_atomic = "64"))]
+    {
+        let _ = builtin;
+        false
+    }
 }
 
 impl BuiltinFunctionSignatures {
@@ -355,6 +370,10 @@ impl BuiltinFunctionSignatures {
             host_call_conv: CallConv::triple_default(compiler.isa().triple()),
             wasm_call_conv: wasm_call_conv(compiler.isa(), compiler.tunables()),
             argument_extension: compiler.isa().default_argument_extension(),
+            new_epoch_preserves_all: matches!(
+                compiler.isa().triple().architecture,
+                Architecture::X86_64
+            ),
         }
     }
 
@@ -406,7 +425,29 @@ impl BuiltinFunctionSignatures {
         AbiParam::new(self.pointer_type)
     }
 
+    /// The signature wasm code calls `builtin` with.
+    ///
+    /// trademl patch: on x86-64, `new_epoch` is called with the
+    /// `preserve_all` calling convention and no result (the caller reloads
+    /// the deadline that the libcall stores in the `VMStoreContext`). A
+    /// `preserve_all` call clobbers no register, so the rarely taken call in
+    /// every loop header's epoch check no longer forces the register
+    /// allocator to keep each float that is live across a loop in a stack
+    /// slot (x86-64's system ABI clobbers every `xmm` register). See
+    /// vendor/README.md in the trademl repository.
     fn wasm_signature(&self, builtin: BuiltinFunctionIndex) -> Signature {
+        let mut sig = self.declared_signature(builtin);
+        if self.new_epoch_preserves_all && is_new_epoch(builtin) {
+            // `preserve_all` restores every register it saved, the result
+            // registers included, so it cannot return a value.
+            sig.returns.clear();
+            sig.call_conv = CallConv::PreserveAll;
+        }
+        sig
+    }
+
+    /// The signature as `foreach_builtin_function!` declares it.
+    fn declared_signature(&self, builtin: BuiltinFunctionIndex) -> Signature {
         let mut _cur = 0;
         macro_rules! iter {
             (
@@ -435,7 +476,7 @@ impl BuiltinFunctionSignatures {
     }
 
     fn host_signature(&self, builtin: BuiltinFunctionIndex) -> Signature {
-        let mut sig = self.wasm_signature(builtin);
+        let mut sig = self.declared_signature(builtin);
         sig.call_conv = self.host_call_conv;
 
         // Once we're declaring the signature of a host function we must
