@@ -664,23 +664,35 @@ fn alternative(
     Ok(result)
 }
 
-/// The final table: the budget's figures and the ratios, per model.
+/// The final table: the budget's figures and the ratios, per model ("floor
+/// x": the echo component's call with the same tensors, over native: the
+/// sandbox's ratio cannot go much below one more than it).
 fn summary(figures: &[ModelFigures], doc: &Value) {
     println!(
-        "\n{:<22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "model", "1 row p50", "1 row p99", "x native", "rows p50", "x native", "cached"
+        "\n{:<22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "model",
+        "1 row p50",
+        "1 row p99",
+        "x native",
+        "floor x",
+        "rows p50",
+        "x native",
+        "floor x",
+        "cached"
     );
     let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
     let x = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}x"));
     for f in figures {
         println!(
-            "{:<22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "{:<22} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
             f.name,
             ms(Some(f.predict_1_row_in_process.p50_ms)),
             ms(Some(f.predict_1_row_in_process.p99_ms)),
             x(f.sandbox_over_native_1_row),
+            x(f.floor_over_native_1_row),
             ms(f.predict_rows_in_process.as_ref().map(|s| s.p50_ms)),
             x(f.sandbox_over_native_rows),
+            x(f.floor_over_native_rows),
             ms(Some(f.cached_load.p50_ms)),
         );
     }

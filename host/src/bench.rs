@@ -23,9 +23,12 @@ use serde_json::json;
 use trademl_sdk::protocol::{Tensor, TensorData};
 use trademl_sdk::signing::{self, TrustStore};
 
+use crate::bindings::{self, ModelPre};
 use crate::model::LoadedVersion;
 use crate::repository::Repository;
-use crate::sandbox::{Compiler, Sandbox, SandboxConfig, TIERED_ABOVE, Tier, Tiering};
+use crate::sandbox::{
+    CallLimits, CallState, Compiler, Sandbox, SandboxConfig, TIERED_ABOVE, Tier, Tiering,
+};
 
 /// A model's own `predict` compiled natively: the function the component
 /// exports, called with the same tensors, without the sandbox.
@@ -51,6 +54,254 @@ pub struct NativeModel {
     /// arithmetic whose order differs (tract's native and WebAssembly SIMD
     /// kernels sum in different orders).
     pub tolerance: f64,
+}
+
+/// The benchmark's echo component (`bench/echo`, rebuilt by
+/// `scripts/build-bench-echo`): a model with no model in it. Sent a model's
+/// request and a description of that model's outputs, it returns zero-filled
+/// outputs of the same datatypes and shapes, so that its call carries the
+/// same tensors across the sandbox's boundary as the model's and computes
+/// nothing else: the floor under the model's time in the sandbox.
+pub const ECHO: &[u8] = include_bytes!("../../bench/echo/trademl-bench-echo.wasm");
+
+/// The echo's input that describes the outputs it returns.
+const ECHO_SPEC: &str = "echo:outputs";
+
+/// The bytes a tensor takes laid out in one buffer: its name, 8 bytes a
+/// dimension, its elements (`BYTES`: a 4-byte offset and the bytes of each).
+fn buffer_size(t: &Tensor) -> usize {
+    let data = match &t.data {
+        TensorData::Fp32(v) => 4 * v.len(),
+        TensorData::Fp64(v) => 8 * v.len(),
+        TensorData::Int64(v) => 8 * v.len(),
+        TensorData::Bool(v) => v.len(),
+        TensorData::Bytes(v) => v.iter().map(|e| 4 + e.len()).sum(),
+    };
+    t.name.len() + 8 * t.shape.len() + data
+}
+
+/// Tensors like `like` read out of one buffer laid out as [`buffer_size`]
+/// counts (names, shapes and elements copied into their own allocations, as
+/// the protocol's tensors hold them): the host's side of an interface that
+/// carried outputs as bytes.
+fn read_buffer(buffer: &[u8], like: &[Tensor]) -> Result<Vec<Tensor>> {
+    let mut at = 0;
+    let mut take = |n: usize| -> Result<&[u8]> {
+        let part = buffer.get(at..at + n).with_context(|| {
+            format!(
+                "the buffer of {} bytes ends before {}",
+                buffer.len(),
+                at + n
+            )
+        })?;
+        at += n;
+        Ok(part)
+    };
+    fn words<const N: usize, T>(bytes: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+        bytes
+            .chunks_exact(N)
+            .map(|c| from(c.try_into().expect("N bytes")))
+            .collect()
+    }
+    let mut out = Vec::with_capacity(like.len());
+    for t in like {
+        let name = String::from_utf8(take(t.name.len())?.to_vec())?;
+        let shape = words(take(8 * t.shape.len())?, u64::from_le_bytes);
+        let data = match &t.data {
+            TensorData::Fp32(v) => TensorData::Fp32(words(take(4 * v.len())?, f32::from_le_bytes)),
+            TensorData::Fp64(v) => TensorData::Fp64(words(take(8 * v.len())?, f64::from_le_bytes)),
+            TensorData::Int64(v) => {
+                TensorData::Int64(words(take(8 * v.len())?, i64::from_le_bytes))
+            }
+            TensorData::Bool(v) => {
+                TensorData::Bool(take(v.len())?.iter().map(|&b| b != 0).collect())
+            }
+            TensorData::Bytes(v) => {
+                let ends = words(take(4 * v.len())?, u32::from_le_bytes);
+                let mut elements = Vec::with_capacity(v.len());
+                for (e, _) in v.iter().zip(ends) {
+                    elements.push(take(e.len())?.to_vec());
+                }
+                TensorData::Bytes(elements)
+            }
+        };
+        out.push(Tensor::new(name, shape, data));
+    }
+    Ok(out)
+}
+
+/// The echo component, compiled by the sandbox's own engine.
+struct Echo {
+    sandbox: Arc<Sandbox>,
+    pre: ModelPre<CallState>,
+}
+
+impl Echo {
+    fn new(sandbox: &Arc<Sandbox>) -> Result<Echo> {
+        let component = sandbox.compile(ECHO).context("the echo component")?;
+        let pre = ModelPre::new(sandbox.linker().instantiate_pre(&component)?)?;
+        Ok(Echo {
+            sandbox: sandbox.clone(),
+            pre,
+        })
+    }
+
+    /// The words that describe `outputs` to the echo (see
+    /// `bench/echo/src/lib.rs`).
+    fn spec(outputs: &[Tensor]) -> Vec<i64> {
+        let mut spec = Vec::new();
+        for t in outputs {
+            let (code, element_bytes) = match &t.data {
+                TensorData::Fp32(_) => (0, 0),
+                TensorData::Fp64(_) => (1, 0),
+                TensorData::Int64(_) => (2, 0),
+                TensorData::Bool(_) => (3, 0),
+                TensorData::Bytes(v) => (4, v.iter().map(Vec::len).sum::<usize>() / v.len().max(1)),
+            };
+            spec.extend([code, t.name.len() as i64, t.shape.len() as i64]);
+            spec.extend(t.shape.iter().map(|&d| d as i64));
+            spec.push(element_bytes as i64);
+        }
+        spec
+    }
+
+    /// The request that has the echo return tensors of the datatypes,
+    /// shapes and sizes of `outputs`: the model's own `inputs`, and the
+    /// description of `outputs`.
+    fn request(inputs: &[Tensor], outputs: &[Tensor]) -> Vec<Tensor> {
+        let spec = Echo::spec(outputs);
+        let mut request = inputs.to_vec();
+        request.push(Tensor::new(
+            ECHO_SPEC,
+            vec![spec.len() as u64],
+            TensorData::Int64(spec),
+        ));
+        request
+    }
+
+    /// The same exchange with every tensor in one buffer each way, as an
+    /// interface that carried a request as bytes would: one `BYTES` input
+    /// of one element as long as the inputs laid out back to back (the
+    /// echo's description at its front), and one such output as long as the
+    /// outputs.
+    fn one_buffer_request(inputs: &[Tensor], outputs: &[Tensor]) -> Vec<Tensor> {
+        let out_bytes: usize = outputs.iter().map(buffer_size).sum();
+        let spec = [4, 0, 1, 1, out_bytes as i64];
+        let mut buffer: Vec<u8> = std::iter::once(spec.len() as i64)
+            .chain(spec)
+            .flat_map(i64::to_le_bytes)
+            .collect();
+        let in_bytes: usize = inputs.iter().map(buffer_size).sum();
+        buffer.resize(buffer.len().max(in_bytes), 0);
+        vec![Tensor::new(
+            ECHO_SPEC,
+            vec![1],
+            TensorData::Bytes(vec![buffer]),
+        )]
+    }
+
+    /// One call as the server makes it, timed as the server's series is:
+    /// the instance made before the clock starts, then the tensors converted,
+    /// lowered, the guest run, the outputs lifted, converted back and handed
+    /// to `then` (the server's series drops them in its timed answer too).
+    /// The manifest's checks are left out: the native series runs them too.
+    fn call<T>(
+        &self,
+        request: Vec<Tensor>,
+        limits: CallLimits,
+        then: impl FnOnce(Vec<Tensor>) -> T,
+    ) -> Result<(Duration, T)> {
+        let mut call = self.sandbox.store(limits);
+        let echo = self.pre.instantiate(&mut call.store)?;
+        let started = Instant::now();
+        let inputs: Vec<bindings::Tensor> = request.into_iter().map(bindings::to_wit).collect();
+        let outputs = echo
+            .trademl_model_predict()
+            .call_predict(&mut call.store, &inputs)?
+            .map_err(|e| anyhow::anyhow!("the echo component refused its request: {e:?}"))?;
+        let kept = then(outputs.into_iter().map(bindings::from_wit).collect());
+        let took = started.elapsed();
+        self.sandbox.retire(call);
+        Ok((took, kept))
+    }
+
+    /// The echo's requests for a model's request, checked: the echo
+    /// returns as many outputs as the model, of the same datatypes and
+    /// shapes, and in one buffer, as many bytes as they take.
+    fn requests_for(&self, loaded: &LoadedVersion, inputs: &[Tensor]) -> Result<EchoRequests> {
+        let outputs = loaded.predict(inputs.to_vec())?;
+        let tensors = Echo::request(inputs, &outputs);
+        let one_buffer = Echo::one_buffer_request(inputs, &outputs);
+        let (_, echoed) = self.call(tensors.clone(), loaded.limits(), |o| o)?;
+        let kind = |t: &Tensor| {
+            (
+                t.name.len(),
+                t.shape.clone(),
+                t.data.datatype(),
+                t.data.len(),
+            )
+        };
+        let want: Vec<_> = outputs.iter().map(kind).collect();
+        let got: Vec<_> = echoed.iter().map(kind).collect();
+        if want != got {
+            bail!(
+                "{}: the echo returned {got:?} for outputs {want:?}",
+                loaded.name()
+            );
+        }
+        // The buffer's bytes are the echo's filler: what is checked is its
+        // length, and that it reads back into as many tensors.
+        let want = outputs.iter().map(buffer_size).sum::<usize>();
+        let (_, got) = self.call(one_buffer.clone(), loaded.limits(), |o| {
+            let buffer = only_buffer(&o)?;
+            read_buffer(buffer, &outputs)?;
+            anyhow::Ok(buffer.len())
+        })?;
+        if got? != want {
+            bail!(
+                "{}: the echo's buffer is not the {want} bytes of the outputs",
+                loaded.name()
+            );
+        }
+        Ok(EchoRequests {
+            tensors,
+            one_buffer,
+            outputs,
+        })
+    }
+
+    /// One series step of both floors: the timed calls.
+    fn time(&self, r: &EchoRequests, limits: CallLimits) -> Result<(Duration, Duration)> {
+        let (tensors, ()) = self.call(r.tensors.clone(), limits, drop)?;
+        let (one_buffer, read) = self.call(r.one_buffer.clone(), limits, |o| {
+            read_buffer(only_buffer(&o)?, &r.outputs).map(drop)
+        })?;
+        read?;
+        Ok((tensors, one_buffer))
+    }
+}
+
+/// The echo's requests for one model request.
+struct EchoRequests {
+    /// The model's inputs and the outputs' description.
+    tensors: Vec<Tensor>,
+    /// The same bytes in one buffer.
+    one_buffer: Vec<Tensor>,
+    /// The model's outputs for the request.
+    outputs: Vec<Tensor>,
+}
+
+/// The one element of the one `BYTES` output of a one-buffer call.
+fn only_buffer(outputs: &[Tensor]) -> Result<&[u8]> {
+    match outputs {
+        [
+            Tensor {
+                data: TensorData::Bytes(elements),
+                ..
+            },
+        ] if elements.len() == 1 => Ok(&elements[0]),
+        _ => bail!("the echo did not return one buffer"),
+    }
 }
 
 /// The command-line options of the in-process series, shared by
@@ -202,6 +453,19 @@ pub struct ModelFigures {
     pub predict_1_row_making_instance: Summary,
     /// Instance made in the call over native, one row, at the median.
     pub making_instance_over_native_1_row: Option<f64>,
+    /// The echo component's call with the same tensors as the one-row
+    /// call ([`ECHO`]): the sandbox's boundary with no model work in it,
+    /// the floor under the model's one-row time in the sandbox.
+    pub predict_1_row_floor: Summary,
+    /// The floor over native, one row, at the median: the sandbox can be
+    /// within `1 + floor / native` of native code at best.
+    pub floor_over_native_1_row: Option<f64>,
+    /// The echo's call with the same bytes in one buffer each way (one
+    /// `BYTES` element in, one out, read back into the outputs' tensors on
+    /// the host): the floor of an interface that carried tensors as bytes.
+    pub predict_1_row_floor_one_buffer: Summary,
+    /// That floor over native, one row, at the median.
+    pub floor_one_buffer_over_native_1_row: Option<f64>,
     /// Rows of the in-process batch.
     pub rows: usize,
     /// What a row of the batch is, for a model whose batch is not its
@@ -222,6 +486,15 @@ pub struct ModelFigures {
     pub predict_rows_making_instance: Option<Summary>,
     /// Instance made in the call over native, `rows` rows, at the median.
     pub making_instance_over_native_rows: Option<f64>,
+    /// The echo component's call with the same tensors as the `rows` call.
+    pub predict_rows_floor: Option<Summary>,
+    /// The floor over native, `rows` rows, at the median.
+    pub floor_over_native_rows: Option<f64>,
+    /// The echo's call with the same bytes as the `rows` call in one buffer
+    /// each way.
+    pub predict_rows_floor_one_buffer: Option<Summary>,
+    /// That floor over native, `rows` rows, at the median.
+    pub floor_one_buffer_over_native_rows: Option<f64>,
     /// Why there is no native figure, when there is none.
     pub native_skipped: Option<String>,
     /// One prediction of one row over HTTP on loopback.
@@ -257,6 +530,7 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         ..SandboxConfig::default()
     })?;
     let deadline = Duration::from_secs(10);
+    let echo = Echo::new(&sandbox)?;
     let repo = Arc::new(Repository::open(
         &options.models,
         sandbox.clone(),
@@ -428,9 +702,11 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         if let Some(why) = &native_skipped {
             eprintln!("{name} {version}: native comparison skipped: {why}");
         }
-        let one_row = series(&loaded, native, &one, options.requests)?;
+        let one_row = series(&loaded, native, Some(&echo), &one, options.requests)?;
         let predict_1_row_winch = match cold_load_compiler {
-            Tier::Winch => Some(series(&cold_loaded, None, &one, options.requests)?.sandboxed),
+            Tier::Winch => {
+                Some(series(&cold_loaded, None, None, &one, options.requests)?.sandboxed)
+            }
             Tier::Cranelift => None,
         };
         drop(cold_loaded);
@@ -438,26 +714,34 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             Some(rows) => Some(series(
                 &loaded,
                 native,
+                Some(&echo),
                 rows,
                 (options.requests / 4).max(10),
             )?),
             None => None,
         };
-        let (rows_in_process, rows_native, rows_warm, rows_making) = match rows_series {
-            Some(s) => (
-                Some(s.sandboxed),
-                s.native,
-                Some(s.warm),
-                Some(s.making_instance),
-            ),
-            None => (None, None, None, None),
-        };
+        let (rows_in_process, rows_native, rows_warm, rows_making, rows_floor, rows_one_buffer) =
+            match rows_series {
+                Some(s) => (
+                    Some(s.sandboxed),
+                    s.native,
+                    Some(s.warm),
+                    Some(s.making_instance),
+                    s.floor,
+                    s.floor_one_buffer,
+                ),
+                None => (None, None, None, None, None, None),
+            };
         let Series {
             sandboxed: in_process,
             native: native_one,
             warm: warm_one,
             making_instance: making_one,
+            floor: floor_one,
+            floor_one_buffer: one_buffer_one,
         } = one_row;
+        let floor_one = floor_one.context("the one-row series has no floor")?;
+        let one_buffer_one = one_buffer_one.context("the one-row series has no floor")?;
         let ratio = |s: Option<&Summary>, n: Option<&Summary>| match (s, n) {
             (Some(s), Some(n)) if n.p50_ms > 0.0 => Some(s.p50_ms / n.p50_ms),
             _ => None,
@@ -468,6 +752,11 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         let warm_instance_over_native_rows = ratio(rows_warm.as_ref(), rows_native.as_ref());
         let making_instance_over_native_1_row = ratio(Some(&making_one), native_one.as_ref());
         let making_instance_over_native_rows = ratio(rows_making.as_ref(), rows_native.as_ref());
+        let floor_over_native_1_row = ratio(Some(&floor_one), native_one.as_ref());
+        let floor_over_native_rows = ratio(rows_floor.as_ref(), rows_native.as_ref());
+        let floor_one_buffer_over_native_1_row = ratio(Some(&one_buffer_one), native_one.as_ref());
+        let floor_one_buffer_over_native_rows =
+            ratio(rows_one_buffer.as_ref(), rows_native.as_ref());
 
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(true)
@@ -522,6 +811,10 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             warm_instance_over_native_1_row,
             predict_1_row_making_instance: making_one,
             making_instance_over_native_1_row,
+            predict_1_row_floor: floor_one,
+            floor_over_native_1_row,
+            predict_1_row_floor_one_buffer: one_buffer_one,
+            floor_one_buffer_over_native_1_row,
             rows: options.rows,
             rows_are,
             predict_rows_in_process: rows_in_process,
@@ -531,6 +824,10 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             warm_instance_over_native_rows,
             predict_rows_making_instance: rows_making,
             making_instance_over_native_rows,
+            predict_rows_floor: rows_floor,
+            floor_over_native_rows,
+            predict_rows_floor_one_buffer: rows_one_buffer,
+            floor_one_buffer_over_native_rows,
             native_skipped,
             predict_1_row_http: Summary::of(&mut http_one),
             batch_rows_per_second: batch_summary
@@ -611,7 +908,7 @@ fn compilers(options: &BenchOptions, trust: &TrustStore, files: &[PathBuf]) -> R
                 break;
             };
             let one = tile(&example.inputs, 1).unwrap_or_else(|_| example.inputs.clone());
-            let p = series(&loaded, None, &one, options.requests)?.sandboxed;
+            let p = series(&loaded, None, None, &one, options.requests)?.sandboxed;
             let figures = CompilerFigures {
                 name: loaded.name().to_string(),
                 compiler,
@@ -694,6 +991,14 @@ fn print_figures(f: &ModelFigures) {
         "  same, instance made in the call",
         &f.predict_1_row_making_instance,
     );
+    row(
+        "  same tensors, no model (the floor)",
+        &f.predict_1_row_floor,
+    );
+    row(
+        "  the floor, in one buffer each way",
+        &f.predict_1_row_floor_one_buffer,
+    );
     if let Some(rows) = &f.predict_rows_in_process {
         row(&format!("predict {} rows, in process", f.rows), rows);
     }
@@ -705,6 +1010,12 @@ fn print_figures(f: &ModelFigures) {
     }
     if let Some(making) = &f.predict_rows_making_instance {
         row("  same, instance made in the call", making);
+    }
+    if let Some(floor) = &f.predict_rows_floor {
+        row("  same tensors, no model (the floor)", floor);
+    }
+    if let Some(floor) = &f.predict_rows_floor_one_buffer {
+        row("  the floor, in one buffer each way", floor);
     }
     for (what, one_row, rows) in [
         (
@@ -721,6 +1032,16 @@ fn print_figures(f: &ModelFigures) {
             "instance made in the call (before spares)",
             f.making_instance_over_native_1_row,
             f.making_instance_over_native_rows,
+        ),
+        (
+            "floor (the boundary alone)",
+            f.floor_over_native_1_row,
+            f.floor_over_native_rows,
+        ),
+        (
+            "floor in one buffer each way",
+            f.floor_one_buffer_over_native_1_row,
+            f.floor_one_buffer_over_native_rows,
         ),
     ] {
         if let Some(r) = one_row {
@@ -757,6 +1078,10 @@ struct Series {
     warm: Summary,
     /// A fresh instance made in the call, as before spares.
     making_instance: Summary,
+    /// The echo component with the same tensors (when given): the floor.
+    floor: Option<Summary>,
+    /// The echo component with the same bytes in one buffer each way.
+    floor_one_buffer: Option<Summary>,
 }
 
 /// Run `inputs` through the sandbox as the server does, natively when
@@ -766,9 +1091,16 @@ struct Series {
 fn series(
     loaded: &LoadedVersion,
     native: Option<&NativeModel>,
+    echo: Option<&Echo>,
     inputs: &[Tensor],
     n: usize,
 ) -> Result<Series> {
+    let echo = match echo {
+        Some(echo) => Some((echo, echo.requests_for(loaded, inputs)?)),
+        None => None,
+    };
+    let mut floor = Vec::with_capacity(n);
+    let mut floor_one_buffer = Vec::with_capacity(n);
     let mut sandboxed = Vec::with_capacity(n);
     let mut natively = Vec::with_capacity(n);
     let mut warmed = Vec::with_capacity(n);
@@ -805,12 +1137,20 @@ fn series(
         timed(&mut making, &mut |r| {
             Ok(loaded.predict_making_instance(r).map(drop)?)
         })?;
+        if let Some((echo, requests)) = &echo {
+            let (tensors, one_buffer) = echo.time(requests, loaded.limits())?;
+            floor.push(tensors);
+            floor_one_buffer.push(one_buffer);
+        }
     }
     Ok(Series {
         sandboxed: Summary::of(&mut sandboxed),
         native: (!natively.is_empty()).then(|| Summary::of(&mut natively)),
         warm: Summary::of(&mut warmed),
         making_instance: Summary::of(&mut making),
+        floor: (!floor.is_empty()).then(|| Summary::of(&mut floor)),
+        floor_one_buffer: (!floor_one_buffer.is_empty())
+            .then(|| Summary::of(&mut floor_one_buffer)),
     })
 }
 
@@ -965,6 +1305,18 @@ mod tests {
             (
                 "rows made in the call",
                 f.predict_rows_making_instance.as_ref(),
+                batches,
+            ),
+            ("floor", Some(&f.predict_1_row_floor), requests),
+            ("rows floor", f.predict_rows_floor.as_ref(), batches),
+            (
+                "floor in one buffer",
+                Some(&f.predict_1_row_floor_one_buffer),
+                requests,
+            ),
+            (
+                "rows floor in one buffer",
+                f.predict_rows_floor_one_buffer.as_ref(),
                 batches,
             ),
             ("HTTP", Some(&f.predict_1_row_http), requests),
