@@ -7,8 +7,8 @@
 //! series is run twice, interleaved: in the sandbox and natively, with the
 //! same tensors and the same manifest checks, so that their ratio is the
 //! sandbox's overhead measured under the same machine load. Beside them, the
-//! floor (`bench/echo.rs`): the same tensors through the same sandbox with no model
-//! in them, which no model's sandboxed call can go below.
+//! floor (`bench/echo.rs`): the same tensors through the same sandbox with
+//! no model in them, which no model's sandboxed call can go below.
 //!
 //! Every figure is a distribution over repeated runs (median and tails), as
 //! these machines are shared and noisy. The HTTP client runs in the same

@@ -72,6 +72,9 @@ fn read_buffer(buffer: &[u8], like: &[Tensor]) -> Result<Vec<Tensor>> {
                 TensorData::Bool(take(v.len())?.iter().map(|&b| b != 0).collect())
             }
             TensorData::Bytes(v) => {
+                // The offsets are read for what reading them costs; the
+                // element lengths come from `like`, since the echo's buffer
+                // holds filler where a real one would hold offsets.
                 let ends = words(take(4 * v.len())?, u32::from_le_bytes);
                 let mut elements = Vec::with_capacity(v.len());
                 for (e, _) in v.iter().zip(ends) {
