@@ -11,7 +11,7 @@ use trademl_model_demand_forecast::model::HORIZON;
 use trademl_train::demand::panel::Grid;
 use trademl_train::demand::protocol::origin_rows;
 use trademl_train::demand_lstm::net::Inputs;
-use trademl_train::demand_lstm::onnx::Runner;
+use trademl_train::demand_lstm::onnx::{Runner, check_portable};
 use trademl_train::demand_lstm::{
     Config, EvalArgs, TrainArgs, Tuned, evaluate, export, fit, run_evaluation, samples,
     tract_vs_candle, train,
@@ -322,7 +322,9 @@ fn trains_writes_the_graph_and_examples_that_reproduce_and_the_report() {
 
 /// Runs the graph on each example's inputs with tract and compares with its outputs.
 fn check_examples(onnx: &Path, examples: &Path, products: usize) {
-    let runner = Runner::new(&std::fs::read(onnx).unwrap(), products).unwrap();
+    let graph = std::fs::read(onnx).unwrap();
+    check_portable(&graph).unwrap();
+    let runner = Runner::new(&graph, products).unwrap();
     let examples: Value = serde_json::from_slice(&std::fs::read(examples).unwrap()).unwrap();
     let examples = examples.as_array().unwrap();
     assert!(!examples.is_empty());
@@ -379,6 +381,38 @@ fn check_examples(onnx: &Path, examples: &Path, products: usize) {
 fn the_checked_in_graph_reproduces_its_examples() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../onnx-models/demand-forecast-lstm");
     check_examples(&dir.join("model.onnx"), &dir.join("examples.json"), 11);
+}
+
+/// tract runs what other runtimes refuse: a recurrent node's `layout` under operator set 13
+/// (version 2.0.0 had it), or batch-first at any set (onnxruntime runs only time-major).
+#[test]
+fn a_graph_other_runtimes_refuse_is_refused() {
+    use prost::Message;
+    use tract_onnx::pb;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../onnx-models/demand-forecast-lstm");
+    let graph = std::fs::read(dir.join("model.onnx")).unwrap();
+    let shipped = pb::ModelProto::decode(&*graph).unwrap();
+    let with_layout = |layout: i64, opset: i64| {
+        let mut model = shipped.clone();
+        model.opset_import[0].version = opset;
+        let graph = model.graph.as_mut().unwrap();
+        let lstm = graph.node.iter_mut().find(|n| n.op_type == "LSTM").unwrap();
+        lstm.attribute.push(pb::AttributeProto {
+            name: "layout".into(),
+            r#type: pb::attribute_proto::AttributeType::Int as i32,
+            i: layout,
+            ..Default::default()
+        });
+        check_portable(&model.encode_to_vec())
+    };
+    let err = with_layout(1, 13).unwrap_err().to_string();
+    assert!(
+        err.contains("\"layout\" needs operator set 14, the graph declares 13"),
+        "{err}"
+    );
+    let err = with_layout(1, 14).unwrap_err().to_string();
+    assert!(err.contains("LSTM with layout 1 (batch-first)"), "{err}");
+    with_layout(0, 14).unwrap();
 }
 
 #[test]

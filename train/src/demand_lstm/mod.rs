@@ -38,8 +38,10 @@ use crate::scanner::{self, Panel};
 pub const NAME: &str = "demand-forecast-lstm";
 /// Its version. 2.0.0: every brand's planned deals and feature ads (`planned_deals`,
 /// `planned_features`, `[n, 4 × brands]`, as the tree model takes them) replace the brand's
-/// own `planned_deal` and `planned_feature`.
-pub const VERSION: &str = "2.0.0";
+/// own `planned_deal` and `planned_feature`. 2.0.1: the same network and weights, its `LSTM`
+/// node time-major (2.0.0's was batch-first, `layout` 1, an operator set 14 attribute under a
+/// declared set 13: tract ran it, onnxruntime and the ONNX checker refused it).
+pub const VERSION: &str = "2.0.1";
 
 /// The input data and the training settings shared by training and evaluation.
 #[derive(Debug, Clone, clap::Args)]
@@ -574,12 +576,14 @@ fn method_result(grid: &Grid, key: &'static str, per_origin: &[Vec<Scored>]) -> 
 
 /// The exported graph of a fitted network.
 pub fn export(fitted: &Fitted, tuned: &Tuned, doc: &str) -> Result<Vec<u8>> {
-    Ok(onnx::export(
+    let graph = onnx::export(
         &fitted.net.weights()?,
         &fitted.encoder,
         &tuned.offsets(),
         doc,
-    ))
+    );
+    onnx::check_portable(&graph)?;
+    Ok(graph)
 }
 
 /// Largest relative difference between tract's forecasts of `inputs` and the candle network's

@@ -32,6 +32,48 @@ pub struct Offsets {
     pub upper: [f64; HORIZON],
 }
 
+/// The ONNX operator set the graph declares.
+pub const OPSET: i64 = 13;
+
+/// The recurrent operators, whose `layout` attribute exists from operator set 14 on.
+const RECURRENT: [&str; 3] = ["LSTM", "GRU", "RNN"];
+
+/// Checks what tract lets pass and other runtimes refuse, so that the graph a user takes to
+/// onnxruntime (or the ONNX checker) loads there too: a recurrent node's `layout` attribute
+/// under an operator set older than 14, and a batch-first recurrent node (`layout` 1), which
+/// onnxruntime 1.32 does not run on the CPU. Version 2.0.0 of the LSTM had both.
+pub fn check_portable(onnx: &[u8]) -> Result<()> {
+    let model = pb::ModelProto::decode(onnx).context("decoding the ONNX graph")?;
+    let declared = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .ok_or_else(|| anyhow!("the graph declares no ai.onnx operator set"))?;
+    for node in model.graph.iter().flat_map(|g| &g.node) {
+        if !RECURRENT.contains(&node.op_type.as_str()) {
+            continue;
+        }
+        if let Some(layout) = node.attribute.iter().find(|a| a.name == "layout") {
+            let op = &node.op_type;
+            ensure!(
+                declared >= 14,
+                "node {:?}: {op}'s attribute \"layout\" needs operator set 14, the graph \
+                 declares {declared}",
+                node.name
+            );
+            ensure!(
+                layout.i == 0,
+                "node {:?}: {op} with layout {} (batch-first), which onnxruntime does not run; \
+                 give it the sequence time-major (layout 0)",
+                node.name,
+                layout.i
+            );
+        }
+    }
+    Ok(())
+}
+
 const FLOAT: i32 = pb::tensor_proto::DataType::Float as i32;
 const DOUBLE: i32 = pb::tensor_proto::DataType::Double as i32;
 const INT64: i32 = pb::tensor_proto::DataType::Int64 as i32;
@@ -195,6 +237,7 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
         init: vec![],
         count: 0,
     };
+    let ax0 = g.ints("axis0", &[0]);
     let ax1 = g.ints("axis1", &[1]);
     let ax2 = g.ints("axis2", &[2]);
     let zero = g.floats("zero", &[], vec![0.0]);
@@ -235,11 +278,13 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     let seq = g.concat(&[&x1, &m, &x3, &x4, &x5], 1);
     let shape = g.ints("seq_shape", &[-1, SEQ_FEATURES as i64, HISTORY as i64]);
     let seq = g.op("Reshape", &[&seq, &shape], vec![]);
-    let seq = g.op("Transpose", &[&seq], vec![attr_ints("perm", &[0, 2, 1])]);
+    // Time-major ([time, batch, feature]), the LSTM's default layout: onnxruntime runs no
+    // batch-first recurrent node.
+    let seq = g.op("Transpose", &[&seq], vec![attr_ints("perm", &[2, 0, 1])]);
     // The LSTM reads the last `steps` weeks.
     let starts = g.ints("steps_start", &[(HISTORY - weights.steps) as i64]);
     let ends = g.ints("steps_end", &[HISTORY as i64]);
-    let seq = g.op("Slice", &[&seq, &starts, &ends, &ax1], vec![]);
+    let seq = g.op("Slice", &[&seq, &starts, &ends, &ax0], vec![]);
 
     // The LSTM; only its last hidden state is used.
     let w = g.floats(
@@ -252,13 +297,13 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     bias.extend(std::iter::repeat_n(0.0, 4 * h as usize));
     let b = g.floats("lstm_B", &[1, 8 * h], bias);
     // Zero initial states of the batch's size (tract builds its own only for a fixed batch).
-    // As torch.onnx.export writes them: ConstantOfShape([batch, 1, hidden]) (batch-first layout).
+    // As torch.onnx.export writes them: ConstantOfShape([1, batch, hidden]) (one direction).
     let shape = g.op("Shape", &[&u], vec![]);
     let index0 = g.ints("index0", &[0]);
     let batch = g.op("Gather", &[&shape, &index0], vec![attr_int("axis", 0)]);
     let one_i = g.ints("one_i", &[1]);
     let hidden_i = g.ints("hidden_i", &[h]);
-    let h_shape = g.concat(&[&batch, &one_i, &hidden_i], 0);
+    let h_shape = g.concat(&[&one_i, &batch, &hidden_i], 0);
     let h0 = g.op(
         "ConstantOfShape",
         &[&h_shape],
@@ -278,13 +323,13 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
         "LSTM",
         &[&seq, &w, &r, &b, "", &h0, &h0],
         &["lstm_y", "lstm_h", "lstm_c"],
-        vec![attr_int("hidden_size", h), attr_int("layout", 1)],
+        vec![attr_int("hidden_size", h)],
     );
-    // The last step of Y ([batch, time, 1, hidden]); tract 0.23.9's declutter mis-shapes the
+    // The last step of Y ([time, 1, batch, hidden]); tract 0.23.9's declutter mis-shapes the
     // cell state when only Y_h is read.
     let last = g.ints_scalar("last_step", weights.steps as i64 - 1);
-    let y_last = g.op("Gather", &["lstm_y", &last], vec![attr_int("axis", 1)]);
-    let hidden = g.op("Squeeze", &[&y_last, &ax1], vec![]);
+    let y_last = g.op("Gather", &["lstm_y", &last], vec![attr_int("axis", 0)]);
+    let hidden = g.op("Squeeze", &[&y_last, &ax0], vec![]);
 
     // One-hot brand and store.
     let one_hot = |g: &mut Graph, x: &str, name: &str, ids: Vec<f32>| {
@@ -387,7 +432,7 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
         ir_version: 7,
         opset_import: vec![pb::OperatorSetIdProto {
             domain: String::new(),
-            version: 13,
+            version: OPSET,
         }],
         producer_name: "trademl-train".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
