@@ -1,10 +1,16 @@
 """The same model done by what a user would pick instead of trademl.
 
 Given a spec written by trademl-bench (the model's parameters, the exact V2 requests the bench
-sends trademl, and trademl's answers to them), this builds the equivalent scikit-learn model,
-checks that it answers as trademl does, exports it to ONNX (skl2onnx) and checks that too,
-times onnxruntime and scikit-learn in process, and writes an MLServer repository serving the
-scikit-learn model, for trademl-bench to start and drive over HTTP. It prints one JSON object.
+sends trademl, and trademl's answers to them), this builds the equivalent model and checks that
+it answers as trademl does, times it in process, and writes an MLServer repository serving it,
+for trademl-bench to start and drive over HTTP. It prints one JSON object. Two kinds:
+
+- a scikit-learn model rebuilt from trademl's weights (`log1p-standardise-kmeans`): exported to
+  ONNX (skl2onnx), run by onnxruntime and by scikit-learn, served by MLServer's scikit-learn
+  runtime;
+- an ONNX graph trademl packed (`onnx-graph`): the same file, run by onnxruntime, served by
+  MLServer through a custom runtime of a few lines that runs it with onnxruntime (MLServer
+  ships no ONNX runtime of its own).
 
     python compare.py SPEC.json OUT_DIR --requests 2000 --http-port P --grpc-port G --metrics-port M
 """
@@ -80,7 +86,60 @@ def log1p_kmeans(spec):
     return pipe, exported
 
 
-BUILDERS = {"log1p-standardise-kmeans": log1p_kmeans}
+def onnx_graph(spec):
+    """The ONNX graph trademl packed, as it is (no scikit-learn model)."""
+    graph = onnx.load(spec["params"]["path"])
+    onnx.checker.check_model(graph)
+    return None, graph
+
+
+BUILDERS = {"log1p-standardise-kmeans": log1p_kmeans, "onnx-graph": onnx_graph}
+
+# MLServer's runtime for an ONNX graph: onnxruntime on one thread, every output of the graph.
+ONNX_RUNTIME = """import onnxruntime as ort
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
+from mlserver.utils import get_model_uri
+
+
+class OnnxModel(MLModel):
+    async def load(self) -> bool:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        uri = await get_model_uri(self._settings)
+        self._session = ort.InferenceSession(uri, options, providers=["CPUExecutionProvider"])
+        self._outputs = [o.name for o in self._session.get_outputs()]
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        feeds = {i.name: NumpyCodec.decode_input(i) for i in payload.inputs}
+        results = self._session.run(self._outputs, feeds)
+        return InferenceResponse(
+            model_name=self.name,
+            model_version=self.version,
+            outputs=[NumpyCodec.encode_output(n, r) for n, r in zip(self._outputs, results)],
+        )
+"""
+
+
+def tensors_of(request):
+    """The request's FP64 tensors as arrays of their shapes, by name."""
+    return {
+        t["name"]: np.asarray(t["data"], dtype=np.float64).reshape(t["shape"])
+        for t in request["inputs"]
+    }
+
+
+def agrees(got, expected, tolerance):
+    """Whether an answer is trademl's: equal labels, or numbers within `tolerance` of
+    max(|trademl's|, 1) (float sums in another order)."""
+    if tolerance is None:
+        return np.array_equal(np.asarray(got, dtype=np.int64).ravel(), expected.astype(np.int64))
+    got = np.asarray(got, dtype=np.float64).ravel()
+    return got.shape == expected.shape and bool(
+        np.all(np.abs(got - expected) <= tolerance * np.maximum(np.abs(expected), 1.0))
+    )
 
 
 def summary(samples):
@@ -112,8 +171,9 @@ def main():
     with open(args.spec) as f:
         spec = json.load(f)
     name, names = spec["model"], spec["columns"]
+    tolerance = spec.get("tolerance")
     if spec["kind"] not in BUILDERS:
-        sys.exit(f"{name}: no equivalent scikit-learn model of kind {spec['kind']!r}")
+        sys.exit(f"{name}: no equivalent model of kind {spec['kind']!r}")
     started = time.perf_counter()
     pipe, exported = BUILDERS[spec["kind"]](spec)
     build_s = time.perf_counter() - started
@@ -126,7 +186,8 @@ def main():
         t = time.perf_counter()
         session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
         session_loads.append(time.perf_counter() - t)
-    label = session.get_outputs()[0].name
+    # The k-means export names its output "label"; a graph trademl packed, trademl's output.
+    label = spec["output"] if pipe is None else session.get_outputs()[0].name
 
     result = {
         "model": name,
@@ -134,6 +195,7 @@ def main():
         "versions": {
             "numpy": np.__version__,
             "scikit-learn": __import__("sklearn").__version__,
+            "onnx": onnx.__version__,
             "onnxruntime": ort.__version__,
             "skl2onnx": __import__("skl2onnx").__version__,
             "mlserver": __import__("mlserver").__version__,
@@ -145,30 +207,45 @@ def main():
         "in_process": {},
     }
     for rows, request in spec["requests"].items():
-        frame = columns_of(request, names)
-        expected = np.asarray(spec["expected"][rows], dtype=np.int64)
-        by_sklearn = pipe.predict(frame)
-        columns = [np.asarray(frame[n].to_numpy()) for n in names]
-        by_onnx = session.run([label], {"features": np.column_stack(columns)})[0]
-        for who, got in (("scikit-learn", by_sklearn), ("onnxruntime", by_onnx)):
-            if not np.array_equal(np.asarray(got, dtype=np.int64), expected):
-                sys.exit(f"{name}: {who} answers {list(got)[:10]}, trademl {list(expected)[:10]}")
-        n = args.requests if rows == "1" else max(args.requests // 4, 10)
-        result["in_process"][rows] = {
+        expected = np.asarray(spec["expected"][rows], dtype=np.float64).ravel()
+        answers = []
+        if pipe is None:
+            # From the request's tensors, as trademl's in-process figure starts from its tensors.
+            tensors = tensors_of(request)
+            run = lambda: session.run([label], tensors)
+        else:
+            frame = columns_of(request, names)
+            columns = [np.asarray(frame[n].to_numpy()) for n in names]
             # From the request's columns, as trademl's in-process figure starts from its tensors.
-            "onnxruntime": timed(lambda: session.run([label], {"features": np.column_stack(columns)}), n),
-            "scikit-learn": timed(lambda: pipe.predict(frame), max(n // 4, 10)),
-        }
+            run = lambda: session.run([label], {"features": np.column_stack(columns)})
+            answers.append(("scikit-learn", pipe.predict(frame)))
+        answers.append(("onnxruntime", run()[0]))
+        for who, got in answers:
+            if not agrees(got, expected, tolerance):
+                got = list(np.asarray(got).ravel())
+                sys.exit(f"{name}: {who} answers {got[:10]}, trademl {list(expected)[:10]}")
+        n = args.requests if rows == "1" else max(args.requests // 4, 10)
+        result["in_process"][rows] = {"onnxruntime": timed(run, n)}
+        if pipe is not None:
+            result["in_process"][rows]["scikit-learn"] = timed(lambda: pipe.predict(frame), max(n // 4, 10))
 
     repo = os.path.join(args.out, "mlserver")
-    os.makedirs(os.path.join(repo, name), exist_ok=True)
-    joblib.dump(pipe, os.path.join(repo, name, "model.joblib"))
-    with open(os.path.join(repo, name, "model-settings.json"), "w") as f:
-        json.dump(
-            {"name": name, "implementation": "mlserver_sklearn.SKLearnModel",
-             "parameters": {"uri": "./model.joblib", "version": spec.get("version", "1")}},
-            f,
-        )
+    folder = os.path.join(repo, name)
+    os.makedirs(folder, exist_ok=True)
+    version = spec.get("version", "1")
+    if pipe is None:
+        with open(os.path.join(folder, "model.onnx"), "wb") as f:
+            f.write(exported.SerializeToString())
+        with open(os.path.join(folder, "onnx_model.py"), "w") as f:
+            f.write(ONNX_RUNTIME)
+        settings = {"name": name, "implementation": "onnx_model.OnnxModel",
+                    "parameters": {"uri": "./model.onnx", "version": version}}
+    else:
+        joblib.dump(pipe, os.path.join(folder, "model.joblib"))
+        settings = {"name": name, "implementation": "mlserver_sklearn.SKLearnModel",
+                    "parameters": {"uri": "./model.joblib", "version": version}}
+    with open(os.path.join(folder, "model-settings.json"), "w") as f:
+        json.dump(settings, f)
     with open(os.path.join(repo, "settings.json"), "w") as f:
         # Request logging off, as in production; workers left at MLServer's default.
         json.dump(
