@@ -165,7 +165,8 @@ fn main() -> Result<()> {
     }
     let doc = json!({
         "tool": "trademl-bench",
-        "command": "scripts/bench",
+        // As run: scripts/bench runs this binary with its tools' paths.
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
         "trademl_version": env!("CARGO_PKG_VERSION"),
         "date_utc": utc(started),
         "machine": machine(),
