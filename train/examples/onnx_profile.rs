@@ -10,7 +10,7 @@
 //! plan with the same version of tract.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -31,6 +31,74 @@ struct Args {
     /// Nodes listed, slowest first.
     #[arg(long, default_value_t = 15)]
     top: usize,
+    /// Another folder (another export of the same model): both graphs are also run plainly (no
+    /// per-node timing), one run of each in turn, and their medians compared. Taking turns keeps
+    /// a shared machine's changing load out of the ratio.
+    #[arg(long)]
+    against: Option<PathBuf>,
+}
+
+type Plan = Arc<TypedSimplePlan>;
+
+/// The optimised plan of `dir`'s model.onnx, and its request of `rows` rows.
+fn load(dir: &Path, rows: usize) -> Result<(PathBuf, Plan, TVec<TValue>)> {
+    let onnx = dir.join("model.onnx");
+    let examples: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dir.join("examples.json")).context("reading examples.json")?,
+    )
+    .context("examples.json is not JSON")?;
+    let plan = tract_onnx::onnx()
+        .model_for_path(&onnx)
+        .map_err(|e| anyhow!("{e:?}"))
+        .with_context(|| format!("reading {}", onnx.display()))?
+        .into_optimized()
+        .map_err(|e| anyhow!("{e:?}"))?
+        .into_runnable()
+        .map_err(|e| anyhow!("{e:?}"))?;
+    let inputs = request(&examples, rows)?;
+    Ok((onnx, plan, inputs))
+}
+
+/// Times plain runs of `a` and `b`, one of each in turn after as many untimed, and prints the
+/// medians (ms) and their ratio.
+fn interleaved(
+    a: &(PathBuf, Plan, TVec<TValue>),
+    b: &(PathBuf, Plan, TVec<TValue>),
+    runs: usize,
+) -> Result<()> {
+    let mut states = [
+        SimpleState::new(&a.1).map_err(|e| anyhow!("{e:?}"))?,
+        SimpleState::new(&b.1).map_err(|e| anyhow!("{e:?}"))?,
+    ];
+    let inputs = [&a.2, &b.2];
+    let mut times = [Vec::with_capacity(runs), Vec::with_capacity(runs)];
+    for run in 0..2 * runs {
+        for k in 0..2 {
+            let started = Instant::now();
+            states[k]
+                .run(inputs[k].clone())
+                .map_err(|e| anyhow!("{e:?}"))?;
+            if run >= runs {
+                times[k].push(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let median = |t: &mut Vec<f64>| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    let [ta, tb] = &mut times;
+    let (ma, mb) = (median(ta), median(tb));
+    println!(
+        "plain runs, taking turns ({runs} each): median {ma:.3} ms {}",
+        a.0.display()
+    );
+    println!(
+        "plain runs, taking turns ({runs} each): median {mb:.3} ms {}",
+        b.0.display()
+    );
+    println!("ratio of medians (first / second): {:.3}", ma / mb);
+    Ok(())
 }
 
 /// The first example's inputs, each tiled along its first axis to `rows` rows.
@@ -67,21 +135,9 @@ fn request(examples: &serde_json::Value, rows: usize) -> Result<TVec<TValue>> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let onnx = args.dir.join("model.onnx");
-    let examples: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(args.dir.join("examples.json")).context("reading examples.json")?,
-    )
-    .context("examples.json is not JSON")?;
-    let plan = tract_onnx::onnx()
-        .model_for_path(&onnx)
-        .map_err(|e| anyhow!("{e:?}"))
-        .with_context(|| format!("reading {}", onnx.display()))?
-        .into_optimized()
-        .map_err(|e| anyhow!("{e:?}"))?
-        .into_runnable()
-        .map_err(|e| anyhow!("{e:?}"))?;
-    let inputs = request(&examples, args.rows)?;
-    let mut state = SimpleState::new(&plan).map_err(|e| anyhow!("{e:?}"))?;
+    let loaded = load(&args.dir, args.rows)?;
+    let (onnx, plan, inputs) = &loaded;
+    let mut state = SimpleState::new(plan).map_err(|e| anyhow!("{e:?}"))?;
     let mut per_node: HashMap<String, f64> = HashMap::new();
     let mut total = 0.0;
     for run in 0..2 * args.runs {
@@ -120,6 +176,9 @@ fn main() -> Result<()> {
             ms(*seconds),
             100.0 * seconds / total
         );
+    }
+    if let Some(other) = &args.against {
+        interleaved(&loaded, &load(other, args.rows)?, args.runs)?;
     }
     Ok(())
 }
