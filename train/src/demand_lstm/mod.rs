@@ -40,8 +40,10 @@ pub const NAME: &str = "demand-forecast-lstm";
 /// `planned_features`, `[n, 4 × brands]`, as the tree model takes them) replace the brand's
 /// own `planned_deal` and `planned_feature`. 2.0.1: the same network and weights, its `LSTM`
 /// node time-major (2.0.0's was batch-first, `layout` 1, an operator set 14 attribute under a
-/// declared set 13: tract ran it, onnxruntime and the ONNX checker refused it).
-pub const VERSION: &str = "2.0.1";
+/// declared set 13: tract ran it, onnxruntime and the ONNX checker refused it). 2.0.2: the same
+/// network and weights, its input sequence built in the layout tract's input projection reads,
+/// which saves tract a move of the projected sequence (see `onnx::export`).
+pub const VERSION: &str = "2.0.2";
 
 /// The input data and the training settings shared by training and evaluation.
 #[derive(Debug, Clone, clap::Args)]
