@@ -282,8 +282,8 @@ pub fn export(weights: &Weights, encoder: &Encoder, offsets: &Offsets, doc: &str
     //   dimension) lies between batch and time, and tract moves the whole [time, batch,
     //   4 * hidden] product back after it (1.0.1 to 2.0.1);
     // - [feature, time, batch], this layout: time and batch stay adjacent, one product and no
-    //   move. Natively, 100 rows run 6 to 9% faster than with the layout before (docs/bench/
-    //   lstm-profile.txt).
+    //   move. Natively, 100 rows take 0.92 to 0.95 of the time they took with the layout before
+    //   (docs/bench/lstm-profile.txt).
     let columns: Vec<String> = [&x1, &m, &x3, &x4, &x5]
         .into_iter()
         .map(|x| g.op("Transpose", &[x], vec![attr_ints("perm", &[1, 0])]))
