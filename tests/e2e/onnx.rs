@@ -183,6 +183,7 @@ fn packed_fixtures_serve_over_http() {
     every_fixture_matches_onnxruntime(&server);
     the_schema_comes_from_the_graph(&server);
     requests_of_the_wrong_shape_or_type_are_400_and_say_what_is_wrong(&server);
+    a_request_of_no_rows_answers_no_rows(&server);
     a_version_moves_from_winch_to_cranelift_and_still_matches(&server);
 }
 
@@ -301,6 +302,40 @@ fn requests_of_the_wrong_shape_or_type_are_400_and_say_what_is_wrong(server: &Se
     let expected = as_f64s(&r["outputs"][0]["data"])[0];
     let got = reply["outputs"][0]["data"][0].as_f64().unwrap();
     assert!((expected - got).abs() <= TOLERANCE * expected.abs().max(1.0));
+}
+
+/// The runner tells tract that a graph's open dimensions are at least 1
+/// (runners/onnx/src/lib.rs); a request of no rows still runs, and every
+/// output has no rows.
+fn a_request_of_no_rows_answers_no_rows(server: &Server) {
+    for name in FIXTURES {
+        let r = reference(name);
+        let inputs: Vec<Value> = r["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|input| {
+                let mut empty = input.clone();
+                empty["shape"][0] = json!(0);
+                empty["data"] = json!([]);
+                empty
+            })
+            .collect();
+        let reply = server
+            .infer(name, &json!({ "inputs": inputs }))
+            .expect(200)
+            .json();
+        let outputs = reply["outputs"].as_array().unwrap();
+        assert_eq!(
+            outputs.len(),
+            r["outputs"].as_array().unwrap().len(),
+            "{name}: outputs"
+        );
+        for output in outputs {
+            assert_eq!(output["shape"][0], 0, "{name}: {output}");
+            assert_eq!(output["data"], json!([]), "{name}: {output}");
+        }
+    }
 }
 
 #[test]

@@ -164,6 +164,7 @@ fn load_graph(
     // Every dimension the graph leaves open (the batch, a sequence length)
     // becomes a symbol, resolved from each request's shapes.
     let mut input_specs = vec![];
+    let mut open = std::collections::BTreeSet::new();
     for (ix, input) in graph
         .input
         .iter()
@@ -189,12 +190,15 @@ fn load_graph(
                     dims.push(TDim::Val(n));
                     spec_shape.push(n);
                 }
-                Some(sym @ TDim::Sym(_)) => {
-                    dims.push(sym);
+                Some(TDim::Sym(sym)) => {
+                    open.insert(sym.clone());
+                    dims.push(sym.into());
                     spec_shape.push(-1);
                 }
                 _ => {
-                    dims.push(model.symbols.new_with_prefix(&format!("d{axis}_")).into());
+                    let sym = model.symbols.new_with_prefix(&format!("d{axis}_"));
+                    open.insert(sym.clone());
+                    dims.push(sym.into());
                     spec_shape.push(-1);
                 }
             }
@@ -206,6 +210,18 @@ fn load_graph(
             shape: spec_shape,
             description: format!("the ONNX graph's input \"{}\"", input.name),
         });
+    }
+
+    // Every open dimension is at least 1. Told so, tract can prove a tensor
+    // of `batch` rows large enough for its vectorised element-wise kernels,
+    // which it otherwise declines for a size that might be 0: in
+    // demand-forecast-lstm's Scan it then fuses the two additions of each
+    // step's gates into one pass of its SIMD kernel, where before it added
+    // element by element through a function pointer (an indirect call per
+    // element in WebAssembly). A request of 0 rows still runs and answers 0
+    // rows (tests/e2e/onnx.rs).
+    for sym in &open {
+        model.symbols.add_assertion(format!("{sym}>=1"))?;
     }
 
     let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
