@@ -36,21 +36,31 @@ struct Args {
     /// a shared machine's changing load out of the ratio.
     #[arg(long)]
     against: Option<PathBuf>,
+    /// Also run the same graph optimised without being told that the batch is at least one row
+    /// (as the ONNX runner optimised graphs before demand-forecast-lstm 2.0.3), in turn with the
+    /// graph as the runner optimises it, and compare their medians.
+    #[arg(long, conflicts_with = "against")]
+    against_open_batch: bool,
 }
 
 type Plan = Arc<TypedSimplePlan>;
 
-/// The optimised plan of `dir`'s model.onnx, and its request of `rows` rows.
-fn load(dir: &Path, rows: usize) -> Result<(PathBuf, Plan, TVec<TValue>)> {
+/// The optimised plan of `dir`'s model.onnx, and its request of `rows` rows. `at_least_one_row`:
+/// optimised as the ONNX runner optimises it, told that the batch is at least one row.
+fn load(dir: &Path, rows: usize, at_least_one_row: bool) -> Result<(PathBuf, Plan, TVec<TValue>)> {
     let onnx = dir.join("model.onnx");
     let examples: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.join("examples.json")).context("reading examples.json")?,
     )
     .context("examples.json is not JSON")?;
-    let plan = tract_onnx::onnx()
+    let model = tract_onnx::onnx()
         .model_for_path(&onnx)
         .map_err(|e| anyhow!("{e:?}"))
-        .with_context(|| format!("reading {}", onnx.display()))?
+        .with_context(|| format!("reading {}", onnx.display()))?;
+    if at_least_one_row {
+        trademl_train::demand_lstm::onnx::at_least_one_row(&model.symbols)?;
+    }
+    let plan = model
         .into_optimized()
         .map_err(|e| anyhow!("{e:?}"))?
         .into_runnable()
@@ -135,7 +145,7 @@ fn request(examples: &serde_json::Value, rows: usize) -> Result<TVec<TValue>> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let loaded = load(&args.dir, args.rows)?;
+    let loaded = load(&args.dir, args.rows, true)?;
     let (onnx, plan, inputs) = &loaded;
     let mut state = SimpleState::new(plan).map_err(|e| anyhow!("{e:?}"))?;
     let mut per_node: HashMap<String, f64> = HashMap::new();
@@ -178,7 +188,12 @@ fn main() -> Result<()> {
         );
     }
     if let Some(other) = &args.against {
-        interleaved(&loaded, &load(other, args.rows)?, args.runs)?;
+        interleaved(&loaded, &load(other, args.rows, true)?, args.runs)?;
+    }
+    if args.against_open_batch {
+        let (onnx, plan, inputs) = load(&args.dir, args.rows, false)?;
+        let label = PathBuf::from(format!("{} (batch left open)", onnx.display()));
+        interleaved(&loaded, &(label, plan, inputs), args.runs)?;
     }
     Ok(())
 }

@@ -42,8 +42,10 @@ pub const NAME: &str = "demand-forecast-lstm";
 /// node time-major (2.0.0's was batch-first, `layout` 1, an operator set 14 attribute under a
 /// declared set 13: tract ran it, onnxruntime and the ONNX checker refused it). 2.0.2: the same
 /// network and weights, its input sequence built in the layout tract's input projection reads,
-/// which saves tract a move of the projected sequence (see `onnx::export`).
-pub const VERSION: &str = "2.0.2";
+/// which saves tract a move of the projected sequence (see `onnx::export`). 2.0.3: the same
+/// graph, packed by the ONNX runner that tells tract a request has at least one row (it then
+/// adds each step's gates with its SIMD kernel).
+pub const VERSION: &str = "2.0.3";
 
 /// The input data and the training settings shared by training and evaluation.
 #[derive(Debug, Clone, clap::Args)]

@@ -14,7 +14,8 @@ use anyhow::{Context, Result, anyhow, ensure};
 use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::prelude::{
-    Framework, InferenceModelExt, IntoRunnable, TValue, Tensor, TypedRunnableModel, tvec,
+    Framework, InferenceModelExt, IntoRunnable, SymbolScope, TValue, Tensor, TypedRunnableModel,
+    tvec,
 };
 use trademl_model_demand_forecast::model::{HISTORY, HORIZON};
 
@@ -479,13 +480,29 @@ pub struct Forecasts {
     pub upper: Vec<[f64; HORIZON]>,
 }
 
+/// Tells tract that every symbol of `symbols` (a graph's open dimensions: the batch) is at least
+/// 1, as the ONNX runner does before it optimises a graph: tract then proves a batch large enough
+/// for its vectorised element-wise kernels (see `runners/onnx/src/lib.rs`).
+pub fn at_least_one_row(symbols: &SymbolScope) -> Result<()> {
+    for sym in symbols.all_symbols() {
+        symbols
+            .add_assertion(format!("{sym}>=1"))
+            .map_err(|e| anyhow!("{e:?}"))
+            .with_context(|| format!("asserting {sym} >= 1"))?;
+    }
+    Ok(())
+}
+
 impl Runner {
-    /// Parses, types and optimises the graph.
+    /// Parses, types and optimises the graph, told as the ONNX runner tells it
+    /// (`runners/onnx`) that its open dimension, the batch, is at least 1.
     pub fn new(onnx: &[u8], products: usize) -> Result<Runner> {
-        let plan = tract_onnx::onnx()
+        let model = tract_onnx::onnx()
             .model_for_read(&mut &onnx[..])
             .map_err(|e| anyhow!("{e:?}"))
-            .context("reading the exported ONNX graph with tract")?
+            .context("reading the exported ONNX graph with tract")?;
+        at_least_one_row(&model.symbols)?;
+        let plan = model
             .into_optimized()
             .map_err(|e| anyhow!("{e:?}"))
             .context("optimising the exported ONNX graph")?
