@@ -681,7 +681,7 @@ fn optimise(
     let started = Instant::now();
     let result = (|| {
         let (component, from_cache) = sandbox
-            .compile_cached(bytes, &digest)
+            .in_background(|| sandbox.compile_cached(bytes, &digest))
             .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let compiled = Compiled {
             component,

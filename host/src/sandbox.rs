@@ -52,7 +52,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -381,6 +381,9 @@ pub struct Sandbox {
     spares_held: Arc<AtomicU32>,
     /// Held by the background Cranelift compile in progress.
     background: Mutex<()>,
+    /// The threads of the background compiles (see [`Sandbox::in_background`]),
+    /// made at the first; none if they could not be started.
+    background_pool: OnceLock<Option<rayon::ThreadPool>>,
 }
 
 impl Sandbox {
@@ -451,6 +454,7 @@ impl Sandbox {
             retired,
             spares_held: Arc::default(),
             background: Mutex::new(()),
+            background_pool: OnceLock::new(),
         }))
     }
 
@@ -571,6 +575,34 @@ impl Sandbox {
     /// (and hold their memory) at once. Hold it while compiling.
     pub fn background_turn(&self) -> std::sync::MutexGuard<'_, ()> {
         self.background.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `compile` (a background Cranelift compile) on the background
+    /// compiles' own threads. wasmtime compiles a component's functions in
+    /// parallel on the rayon pool it is called from. On the global pool, a
+    /// model loaded meanwhile (at start-up, or published) queued its own
+    /// compile behind the more than ten thousand functions of the ONNX
+    /// runner's and waited for all of them: at start-up, price-optimizer's
+    /// compile of 0.4 s took 55 s, and the server was not ready until
+    /// demand-forecast-lstm's background compile had ended. On a pool of its
+    /// own the background compile only shares the processors.
+    pub fn in_background<R: Send>(&self, compile: impl FnOnce() -> R + Send) -> R {
+        let pool = self.background_pool.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .thread_name(|i| format!("trademl-cranelift-{i}"))
+                .build()
+                .inspect_err(|e| {
+                    tracing::warn!(
+                        "no threads of their own for the background compiles ({e}); \
+                         they share the loads' threads"
+                    )
+                })
+                .ok()
+        });
+        match pool {
+            Some(pool) => pool.install(compile),
+            None => compile(),
+        }
     }
 
     /// The compiled component for `bytes`, whose signed content has this
@@ -912,6 +944,68 @@ mod tests {
             v0.to_bits(),
             v1.to_bits(),
         ]
+    }
+
+    /// A background Cranelift compile runs on threads of its own, so a
+    /// component compiled meanwhile (a model loaded at start-up, or
+    /// published) does not wait for it. Here the background work holds every
+    /// thread it runs on until the other compile is done. On the threads the
+    /// other compile uses, it would hold that compile for ever: the test
+    /// gives up after two minutes, where the compile takes a second.
+    #[test]
+    fn a_compile_does_not_wait_for_a_background_compile() {
+        use rayon::prelude::*;
+        use std::sync::mpsc;
+
+        let dir = crate::test_support::shipped_models(&["anomaly-detection"]);
+        let file = std::fs::read_dir(dir.path().join("anomaly-detection"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .unwrap();
+        let bytes = std::fs::read(file).unwrap();
+        let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+
+        let release = Arc::new((Mutex::new(false), Condvar::new()));
+        let (started, holding) = mpsc::channel();
+        let background = {
+            let sandbox = sandbox.clone();
+            let release = release.clone();
+            std::thread::spawn(move || {
+                sandbox.in_background(|| {
+                    // As many pieces of work as threads, each holding one.
+                    let threads = rayon::current_num_threads();
+                    (0..threads).into_par_iter().for_each(|_| {
+                        started.send(threads).unwrap();
+                        let (released, wake) = &*release;
+                        let mut released = released.lock().unwrap();
+                        while !*released {
+                            released = wake.wait(released).unwrap();
+                        }
+                    });
+                })
+            })
+        };
+        let threads = holding.recv().unwrap();
+        for _ in 1..threads {
+            holding.recv().unwrap();
+        }
+
+        let (done, compiled) = mpsc::channel();
+        let compiling = {
+            let sandbox = sandbox.clone();
+            std::thread::spawn(move || done.send(sandbox.compile(&bytes).is_ok()))
+        };
+        let outcome = compiled.recv_timeout(Duration::from_secs(120));
+        *release.0.lock().unwrap() = true;
+        release.1.notify_all();
+        background.join().unwrap();
+        compiling.join().unwrap().ok();
+        assert_eq!(
+            outcome,
+            Ok(true),
+            "the compile waited for the background work holding {threads} threads"
+        );
     }
 
     /// The epoch check at every loop header calls into wasmtime once the
