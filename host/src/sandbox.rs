@@ -386,6 +386,28 @@ pub struct Sandbox {
     background_pool: OnceLock<Option<rayon::ThreadPool>>,
 }
 
+/// The niceness of the background compiles' threads: with the default 0 for
+/// every other thread, Linux's scheduler gives such a thread about a tenth of
+/// a processor that a thread at 0 also wants, and all of an idle one.
+pub const BACKGROUND_NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority to [`BACKGROUND_NICENESS`], never
+/// raises it (a server started with `nice` stays below it). Linux keeps a
+/// niceness per thread, so this leaves the rest of the server alone.
+/// Elsewhere, or if refused, the thread keeps its priority.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let this = Some(rustix::thread::gettid());
+        let lowered = getpriority_process(this)
+            .and_then(|now| setpriority_process(this, now.max(BACKGROUND_NICENESS)));
+        if let Err(e) = lowered {
+            tracing::warn!("a background compile thread keeps its priority: {e}");
+        }
+    }
+}
+
 impl Sandbox {
     /// Build the engine and start its epoch ticker.
     pub fn new(config: SandboxConfig) -> Result<Arc<Sandbox>> {
@@ -585,11 +607,15 @@ impl Sandbox {
     /// runner's and waited for all of them: at start-up, price-optimizer's
     /// compile of 0.4 s took 55 s, and the server was not ready until
     /// demand-forecast-lstm's background compile had ended. On a pool of its
-    /// own the background compile only shares the processors.
+    /// own the background compile only shares the processors, and its threads
+    /// run at a lower priority ([`BACKGROUND_NICENESS`]): loads and requests
+    /// meanwhile get most of the processors, and the component already serves
+    /// Winch's code while it waits.
     pub fn in_background<R: Send>(&self, compile: impl FnOnce() -> R + Send) -> R {
         let pool = self.background_pool.get_or_init(|| {
             rayon::ThreadPoolBuilder::new()
                 .thread_name(|i| format!("trademl-cranelift-{i}"))
+                .start_handler(|_| lower_this_threads_priority())
                 .build()
                 .inspect_err(|e| {
                     tracing::warn!(
@@ -1005,6 +1031,33 @@ mod tests {
             outcome,
             Ok(true),
             "the compile waited for the background work holding {threads} threads"
+        );
+    }
+
+    /// The background compiles run below the server's other threads, each
+    /// of their threads lowered on its own: the thread that hands the work
+    /// over, and every other thread of the process, keep their priority.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn background_compiles_run_at_a_lower_priority() {
+        use rayon::prelude::*;
+        use rustix::process::getpriority_process;
+        use rustix::thread::gettid;
+
+        let niceness = || getpriority_process(Some(gettid())).unwrap();
+        let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+        let caller = niceness();
+        let seen: Vec<i32> =
+            sandbox.in_background(|| (0..64).into_par_iter().map(|_| niceness()).collect());
+        assert!(
+            seen.iter().all(|&n| n == BACKGROUND_NICENESS.max(caller)),
+            "{seen:?}"
+        );
+        assert_eq!(niceness(), caller, "the caller's own priority changed");
+        let elsewhere = std::thread::spawn(niceness).join().unwrap();
+        assert_eq!(
+            elsewhere, caller,
+            "a new thread of the process inherited the lower priority"
         );
     }
 
