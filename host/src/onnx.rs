@@ -201,3 +201,14 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .expect("a current-thread runtime builds")
         .block_on(f)
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_runner_is_built_from_the_sources_in_the_repository() {
+        crate::test_support::assert_built_from_recorded_sources(
+            "runners/onnx/trademl-onnx-runner.sources",
+            "scripts/build-onnx-runner",
+        );
+    }
+}

@@ -274,6 +274,14 @@ fn only_buffer(outputs: &[Tensor]) -> Result<&[u8]> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_echo_component_is_built_from_the_sources_in_the_repository() {
+        crate::test_support::assert_built_from_recorded_sources(
+            "bench/echo/trademl-bench-echo.sources",
+            "scripts/build-bench-echo",
+        );
+    }
+
     /// `tensors` laid out as [`buffer_size`] counts: what an interface
     /// carrying tensors as bytes would send.
     fn write_buffer(tensors: &[Tensor]) -> Vec<u8> {
