@@ -432,7 +432,7 @@ impl Sandbox {
                 // Cranelift's is ready, and a second pool would reserve as
                 // much address space again.
                 let mut c = engine_config(&config, false);
-                c.strategy(wasmtime::Strategy::Winch);
+                winch(&mut c);
                 Some(Backend::new(
                     Engine::new(&c)
                         .map_err(anyhow::Error::from)
@@ -753,6 +753,20 @@ pub fn code_size(bytes: &[u8]) -> usize {
     size
 }
 
+/// Compile with Winch. Winch compiles the component's functions; the
+/// trampolines through which the host calls them (one for each function a
+/// table or an export can reach: thousands in a large guest) are compiled by
+/// Cranelift, and with its optimisations and its backtracking register
+/// allocator they took about a quarter of a large model's Winch compile
+/// (docs/benchmarks.md, "The fourteenth round"). A trampoline is a handful of
+/// moves and a call, and Winch's code serves only until Cranelift's replaces
+/// it, trampolines included: the fastest settings compile them.
+fn winch(c: &mut Config) {
+    c.strategy(wasmtime::Strategy::Winch)
+        .cranelift_opt_level(wasmtime::OptLevel::None)
+        .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+}
+
 fn engine_config(config: &SandboxConfig, pooling: bool) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
@@ -766,9 +780,7 @@ fn engine_config(config: &SandboxConfig, pooling: bool) -> Config {
         Compiler::CraneliftNoOpt => {
             c.cranelift_opt_level(wasmtime::OptLevel::None);
         }
-        Compiler::Winch => {
-            c.strategy(wasmtime::Strategy::Winch);
-        }
+        Compiler::Winch => winch(&mut c),
     }
     // For profiling only: `TRADEML_PROFILER=perfmap` writes /tmp/perf-<pid>.map
     // so that `perf report` names the models' compiled functions.
