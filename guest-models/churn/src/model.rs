@@ -9,14 +9,14 @@
 //! over [`N_FEATURES`] features derived from the four inputs (among them the BG/NBD probability
 //! that the customer is still active). Expected purchases come from the BG/NBD model alone.
 
-use core::fmt;
+use core::fmt::{self, Write as _};
 
 use crate::weights;
 
 /// The model's name, as used in URLs (`/v2/models/churn`).
 pub const NAME: &str = "churn";
 /// The model's version.
-pub const VERSION: &str = "1.0.1";
+pub const VERSION: &str = "1.0.2";
 /// The number of inputs per customer.
 pub const N_INPUTS: usize = 4;
 /// The number of features the trees split on.
@@ -372,8 +372,192 @@ pub struct Churn<'a> {
     pub nodes: &'a [Node],
     /// Where each tree starts in `nodes`; child indices are relative to it.
     pub tree_starts: &'a [u32],
+    /// The same trees laid out for evaluation: built at compile time for [`Churn::builtin`], by
+    /// [`CompleteTreesBuf`] for trees fitted at run time.
+    pub complete: CompleteTrees<'a>,
     /// The horizon, days after the analysis date.
     pub horizon_days: f64,
+}
+
+/// The trees of an ensemble laid out for evaluation: each completed to the depth of the deepest
+/// and stored in heap order (position `i`'s children at `2i + 1` and `2i + 2`), with the split
+/// features and thresholds of the inner positions and the values of all positions in three flat
+/// arrays. A leaf above the full depth becomes a split whose two children repeat its value: the
+/// path through it adds exactly 0.0 to the score and to a contribution, which leaves both as they
+/// were (neither is ever -0.0: a sum from +0.0 that cancels is +0.0). So the walk does the
+/// arithmetic of a walk over the nodes, in the same order, with no branch on a tree's shape and
+/// no node copied: inside the sandbox that walk kept more values than Cranelift had registers for
+/// (docs/benchmarks.md, "The fifteenth round").
+#[derive(Debug, Clone, Copy)]
+pub struct CompleteTrees<'a> {
+    /// The depth every tree is completed to (0: every tree is a single leaf).
+    pub depth: usize,
+    /// `2^depth - 1` split features per tree.
+    pub features: &'a [u8],
+    /// `2^depth - 1` split thresholds per tree (`+inf` where a leaf was completed).
+    pub thresholds: &'a [f64],
+    /// `2^(depth + 1) - 1` node values per tree.
+    pub values: &'a [f64],
+}
+
+/// The depth of the deepest tree (0 when every tree is a leaf).
+pub const fn max_depth(nodes: &[Node], tree_starts: &[u32]) -> usize {
+    let mut deepest = 0;
+    let mut t = 0;
+    while t < tree_starts.len() {
+        let depth = depth_below(nodes, tree_starts[t] as usize, 0);
+        if depth > deepest {
+            deepest = depth;
+        }
+        t += 1;
+    }
+    deepest
+}
+
+const fn depth_below(nodes: &[Node], start: usize, at: usize) -> usize {
+    let node = &nodes[start + at];
+    if node.feature == LEAF {
+        return 0;
+    }
+    let left = depth_below(nodes, start, node.left as usize);
+    let right = depth_below(nodes, start, node.right as usize);
+    1 + if left > right { left } else { right }
+}
+
+/// The node at heap position `position` of the completed tree that starts at `start`: the
+/// binary digits of `position + 1` after its leading 1 spell the path (0 left, 1 right), and a
+/// path that reaches a leaf stays on it.
+pub const fn node_at(nodes: &[Node], start: usize, position: usize) -> &Node {
+    let key = position + 1;
+    let mut level = usize::BITS - 1 - key.leading_zeros();
+    let mut at = 0;
+    while level > 0 {
+        level -= 1;
+        let node = &nodes[start + at];
+        if node.feature != LEAF {
+            at = if (key >> level) & 1 == 0 {
+                node.left
+            } else {
+                node.right
+            } as usize;
+        }
+    }
+    &nodes[start + at]
+}
+
+/// The split feature of inner position `i` of [`CompleteTrees::features`] (`i` counts over all
+/// trees): 0 where a leaf was completed.
+pub const fn complete_feature(nodes: &[Node], tree_starts: &[u32], depth: usize, i: usize) -> u8 {
+    let inner = (1 << depth) - 1;
+    let node = node_at(nodes, tree_starts[i / inner] as usize, i % inner);
+    if node.feature == LEAF {
+        0
+    } else if node.feature < N_FEATURES as u32 {
+        node.feature as u8
+    } else {
+        panic!("a split on a feature the model does not have")
+    }
+}
+
+/// The split threshold of inner position `i` (over all trees): `+inf` where a leaf was completed.
+pub const fn complete_threshold(
+    nodes: &[Node],
+    tree_starts: &[u32],
+    depth: usize,
+    i: usize,
+) -> f64 {
+    let inner = (1 << depth) - 1;
+    let node = node_at(nodes, tree_starts[i / inner] as usize, i % inner);
+    if node.feature == LEAF {
+        f64::INFINITY
+    } else {
+        node.threshold
+    }
+}
+
+/// The value of position `i` (over all trees) of [`CompleteTrees::values`].
+pub const fn complete_value(nodes: &[Node], tree_starts: &[u32], depth: usize, i: usize) -> f64 {
+    let all = (1 << (depth + 1)) - 1;
+    node_at(nodes, tree_starts[i / all] as usize, i % all).value
+}
+
+/// Owned [`CompleteTrees`], for an ensemble fitted at run time (the trainer's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompleteTreesBuf {
+    depth: usize,
+    features: Vec<u8>,
+    thresholds: Vec<f64>,
+    values: Vec<f64>,
+}
+
+impl CompleteTreesBuf {
+    /// Lays out the trees of `nodes` that start at `tree_starts`.
+    pub fn new(nodes: &[Node], tree_starts: &[u32]) -> Self {
+        let depth = max_depth(nodes, tree_starts);
+        let n = tree_starts.len();
+        let inner = 0..n * ((1 << depth) - 1);
+        CompleteTreesBuf {
+            depth,
+            features: inner
+                .clone()
+                .map(|i| complete_feature(nodes, tree_starts, depth, i))
+                .collect(),
+            thresholds: inner
+                .map(|i| complete_threshold(nodes, tree_starts, depth, i))
+                .collect(),
+            values: (0..n * ((1 << (depth + 1)) - 1))
+                .map(|i| complete_value(nodes, tree_starts, depth, i))
+                .collect(),
+        }
+    }
+
+    /// The borrowed form a [`Churn`] holds.
+    pub fn trees(&self) -> CompleteTrees<'_> {
+        CompleteTrees {
+            depth: self.depth,
+            features: &self.features,
+            thresholds: &self.thresholds,
+            values: &self.values,
+        }
+    }
+}
+
+/// The built-in trees ([`weights`]), completed at compile time.
+mod builtin {
+    use super::*;
+    use crate::weights::{NODES, TREE_STARTS};
+
+    pub const DEPTH: usize = max_depth(&NODES, &TREE_STARTS);
+    const INNER: usize = TREE_STARTS.len() * ((1 << DEPTH) - 1);
+    const ALL: usize = TREE_STARTS.len() * ((1 << (DEPTH + 1)) - 1);
+
+    pub static FEATURES: [u8; INNER] = {
+        let mut out = [0; INNER];
+        let mut i = 0;
+        while i < INNER {
+            out[i] = complete_feature(&NODES, &TREE_STARTS, DEPTH, i);
+            i += 1;
+        }
+        out
+    };
+    pub static THRESHOLDS: [f64; INNER] = {
+        let mut out = [0.0; INNER];
+        let mut i = 0;
+        while i < INNER {
+            out[i] = complete_threshold(&NODES, &TREE_STARTS, DEPTH, i);
+            i += 1;
+        }
+        out
+    };
+    pub static VALUES: [f64; ALL] = {
+        let mut out = [0.0; ALL];
+        let mut i = 0;
+        while i < ALL {
+            out[i] = complete_value(&NODES, &TREE_STARTS, DEPTH, i);
+            i += 1;
+        }
+        out
+    };
 }
 
 /// One customer's prediction.
@@ -391,24 +575,79 @@ pub struct Prediction {
 
 impl Prediction {
     /// The [`TOP_DRIVERS`] largest contributions by magnitude, as `name:+0.84;…` (ties go to
-    /// the earlier feature).
+    /// the earlier feature). Each figure is what `format!("{:+.2}")` writes, written by
+    /// [`push_signed_hundredths`]: a request of many rows builds one of these per row, and
+    /// Rust's float formatting, with its 128-bit products and its allocations, was half of the
+    /// component's time (docs/benchmarks.md, "The fifteenth round").
     pub fn top_drivers(&self) -> String {
-        let mut order: Vec<usize> = (0..N_FEATURES).collect();
-        order.sort_by(|&i, &j| {
+        let mut order: [usize; N_FEATURES] = core::array::from_fn(|i| i);
+        order.sort_unstable_by(|&i, &j| {
             self.contributions[j]
                 .abs()
                 .total_cmp(&self.contributions[i].abs())
                 .then(i.cmp(&j))
         });
-        order
-            .iter()
-            .take(TOP_DRIVERS)
-            .map(|&i| format!("{}:{:+.2}", FEATURE_NAMES[i], self.contributions[i]))
-            .collect::<Vec<_>>()
-            .join(";")
+        let mut text = String::with_capacity(TOP_DRIVERS * 24);
+        for (n, &i) in order.iter().take(TOP_DRIVERS).enumerate() {
+            if n > 0 {
+                text.push(';');
+            }
+            text.push_str(FEATURE_NAMES[i]);
+            text.push(':');
+            push_signed_hundredths(&mut text, self.contributions[i]);
+        }
+        text
     }
 }
 
+/// Appends `x` as `format!("{x:+.2}")` does: a sign (`-` for every negative number, -0.0
+/// included), the integer part, and two decimals, rounded from `x`'s exact binary value, ties to
+/// even. A finite `|x|` below 2^52 is done in integers: `x = m · 2^e` exactly, so
+/// `100 · |x| = 100 · m · 2^e` with `100 · m < 2^60`, which a 64-bit shift rounds exactly; anything else goes to
+/// `format!`.
+pub fn push_signed_hundredths(text: &mut String, x: f64) {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if !x.is_finite() || biased >= 1023 + 52 {
+        text.push_str(&format!("{x:+.2}"));
+        return;
+    }
+    let fraction = bits & ((1 << 52) - 1);
+    // |x| = m · 2^-shift, with m < 2^53 and shift >= 1.
+    let (m, shift) = if biased == 0 {
+        (fraction, 1074)
+    } else {
+        (fraction | (1 << 52), (1075 - biased) as u32)
+    };
+    let scaled = m * 100;
+    let hundredths = if shift >= 64 {
+        // 100 · m < 2^60 is below half of 2^64.
+        0
+    } else {
+        let (whole, rest, half) = (
+            scaled >> shift,
+            scaled & ((1 << shift) - 1),
+            1 << (shift - 1),
+        );
+        if rest > half || (rest == half && whole & 1 == 1) {
+            whole + 1
+        } else {
+            whole
+        }
+    };
+    text.push(if x.is_sign_negative() { '-' } else { '+' });
+    let whole = hundredths / 100;
+    if whole < 10 {
+        text.push(char::from(b'0' + whole as u8));
+    } else {
+        // Writing to a String cannot fail.
+        let _ = write!(text, "{whole}");
+    }
+    let cents = (hundredths % 100) as u8;
+    text.push('.');
+    text.push(char::from(b'0' + cents / 10));
+    text.push(char::from(b'0' + cents % 10));
+}
 /// The logistic function.
 pub fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
@@ -422,6 +661,12 @@ impl Churn<'static> {
             base_score: weights::BASE_SCORE,
             nodes: &weights::NODES,
             tree_starts: &weights::TREE_STARTS,
+            complete: CompleteTrees {
+                depth: builtin::DEPTH,
+                features: &builtin::FEATURES,
+                thresholds: &builtin::THRESHOLDS,
+                values: &builtin::VALUES,
+            },
             horizon_days: weights::HORIZON_DAYS,
         }
     }
@@ -438,31 +683,66 @@ impl Churn<'_> {
     pub fn log_odds(&self, x: &[f64; N_FEATURES]) -> (f64, [f64; N_FEATURES]) {
         let mut z = self.base_score;
         let mut contributions = [0.0; N_FEATURES];
-        for &start in self.tree_starts {
-            let tree = &self.nodes[start as usize..];
-            let mut node = tree[0];
-            // The root's value is the tree's share of the average; paths move away from it.
-            z += node.value;
-            // Four steps per loop iteration (see trademl_sdk::trees: each loop iteration also
-            // checks the call's CPU deadline inside the sandbox).
-            'walk: loop {
-                for _ in 0..4 {
-                    if node.feature == LEAF {
-                        break 'walk;
-                    }
-                    let f = node.feature as usize;
-                    let next = if x[f] <= node.threshold {
-                        tree[node.left as usize]
-                    } else {
-                        tree[node.right as usize]
-                    };
-                    contributions[f] += next.value - node.value;
-                    z += next.value - node.value;
-                    node = next;
-                }
-            }
+        // Each depth its own copy of the walk, its steps unrolled: one loop iteration per tree
+        // (inside the sandbox each loop iteration also checks the call's CPU deadline). Each copy
+        // is a function of its own, so that it gets the registers to itself.
+        let (z_, c_) = (&mut z, &mut contributions);
+        match self.complete.depth {
+            0 => self.walk::<0>(0, x, z_, c_),
+            1 => self.walk::<1>(1, x, z_, c_),
+            2 => self.walk::<2>(2, x, z_, c_),
+            3 => self.walk::<3>(3, x, z_, c_),
+            4 => self.walk::<4>(4, x, z_, c_),
+            5 => self.walk::<5>(5, x, z_, c_),
+            6 => self.walk::<6>(6, x, z_, c_),
+            7 => self.walk::<7>(7, x, z_, c_),
+            8 => self.walk::<8>(8, x, z_, c_),
+            depth => self.walk::<9>(depth, x, z_, c_),
         }
         (z, contributions)
+    }
+
+    /// The walk over trees completed to `depth`; `COPY` only names the copy (`depth` for the
+    /// depths the trainer fits, 9 for any other).
+    #[inline(never)]
+    fn walk<const COPY: usize>(
+        &self,
+        depth: usize,
+        x: &[f64; N_FEATURES],
+        z: &mut f64,
+        contributions: &mut [f64; N_FEATURES],
+    ) {
+        // A constant in each copy but the last, so that its steps are unrolled.
+        let depth = if COPY <= 8 { COPY } else { depth };
+        let trees = &self.complete;
+        if depth == 0 {
+            for &value in trees.values {
+                *z += value;
+            }
+            return;
+        }
+        let inner = (1 << depth) - 1;
+        let splits = trees
+            .features
+            .chunks_exact(inner)
+            .zip(trees.thresholds.chunks_exact(inner));
+        for ((features, thresholds), values) in splits.zip(trees.values.chunks_exact(2 * inner + 1))
+        {
+            let mut at = 0;
+            let mut value = values[0];
+            // The root's value is the tree's share of the average; paths move away from it.
+            *z += value;
+            for _ in 0..depth {
+                let f = features[at] as usize;
+                // Left when at or below the threshold; right otherwise, NaN included.
+                let right = if x[f] <= thresholds[at] { 0 } else { 1 };
+                at = 2 * at + 1 + right;
+                let next = values[at];
+                contributions[f] += next - value;
+                *z += next - value;
+                value = next;
+            }
+        }
     }
 
     /// The prediction for one valid customer.
@@ -577,6 +857,61 @@ mod tests {
         }
     }
 
+    /// `push_signed_hundredths` writes what `format!("{:+.2}")` writes, for every kind of
+    /// double: exact ties at the last decimal, both zeros, subnormals, the largest values done in
+    /// integers and those past them, and random bit patterns spread over all exponents.
+    #[test]
+    fn signed_hundredths_match_rust_formatting() {
+        let check = |x: f64| {
+            let mut text = String::new();
+            push_signed_hundredths(&mut text, x);
+            assert_eq!(text, format!("{x:+.2}"), "bits {:#018x}", x.to_bits());
+        };
+        for k in -4000..=4000 {
+            // Multiples of 1/8 include every exact tie at the second decimal (x.xx5).
+            check(k as f64 / 8.0);
+            check(k as f64 / 100.0);
+            check(k as f64 / 1000.0);
+            check(k as f64 * 0.005);
+        }
+        for x in [
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            f64::from_bits(1),
+            -f64::from_bits(1),
+            0.004999999999999999,
+            0.005,
+            0.015,
+            1.005,
+            2.675,
+            9.995,
+            99.995,
+            (1u64 << 52) as f64 - 0.5,
+            (1u64 << 53) as f64 - 1.0,
+            (1u64 << 53) as f64,
+            1e300,
+            -1e300,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ] {
+            check(x);
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..200_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            check(f64::from_bits(state));
+            // And values of the size contributions have: |x| up to about 16.
+            let small = f64::from_bits(state >> 12 | 0x3ff0_0000_0000_0000) - 1.0;
+            check(small * 16.0 - 8.0);
+        }
+    }
+
     #[test]
     fn known_customers_are_ranked_sensibly() {
         let model = Churn::builtin();
@@ -588,6 +923,151 @@ mod tests {
         // The one-timer's recency pushes towards churn.
         let drivers = one_timer.top_drivers();
         assert!(drivers.contains(":+"), "{drivers}");
+    }
+
+    /// The walk over the nodes, as the component did it before [`CompleteTrees`]: what the
+    /// complete walk must reproduce bit for bit.
+    fn node_walk(model: &Churn<'_>, x: &[f64; N_FEATURES]) -> (f64, [f64; N_FEATURES]) {
+        let mut z = model.base_score;
+        let mut contributions = [0.0; N_FEATURES];
+        for &start in model.tree_starts {
+            let tree = &model.nodes[start as usize..];
+            let mut node = tree[0];
+            z += node.value;
+            while node.feature != LEAF {
+                let f = node.feature as usize;
+                let next = if x[f] <= node.threshold {
+                    tree[node.left as usize]
+                } else {
+                    tree[node.right as usize]
+                };
+                contributions[f] += next.value - node.value;
+                z += next.value - node.value;
+                node = next;
+            }
+        }
+        (z, contributions)
+    }
+
+    fn bits(p: (f64, [f64; N_FEATURES])) -> Vec<u64> {
+        std::iter::once(p.0).chain(p.1).map(f64::to_bits).collect()
+    }
+
+    /// The built-in trees walked completed give the node walk's score and contributions, bit for
+    /// bit, over a grid of customers and of raw feature vectors (NaN and infinities included).
+    #[test]
+    fn the_complete_walk_is_the_node_walk() {
+        let model = Churn::builtin();
+        assert_eq!(
+            model.complete.depth,
+            max_depth(model.nodes, model.tree_starts)
+        );
+        let buf = CompleteTreesBuf::new(model.nodes, model.tree_starts);
+        assert_eq!(buf.trees().features, model.complete.features);
+        assert_eq!(
+            buf.trees()
+                .thresholds
+                .iter()
+                .map(|t| t.to_bits())
+                .collect::<Vec<_>>(),
+            model
+                .complete
+                .thresholds
+                .iter()
+                .map(|t| t.to_bits())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(buf.trees().values, model.complete.values);
+        for recency in [0.0, 3.0, 30.0, 90.0, 200.0] {
+            for frequency in [0.0, 1.0, 4.0, 20.0] {
+                for monetary in [0.0, 12.5, 80.0] {
+                    let c = customer(recency, frequency, monetary, 250.0);
+                    let x = features(&c, &model.bgnbd);
+                    assert_eq!(
+                        bits(model.log_odds(&x)),
+                        bits(node_walk(&model, &x)),
+                        "{c:?}"
+                    );
+                }
+            }
+        }
+        let specials = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 1e-300];
+        for (i, &special) in specials.iter().enumerate() {
+            for f in 0..N_FEATURES {
+                let mut x: [f64; N_FEATURES] = core::array::from_fn(|j| (i * 7 + j) as f64 * 0.37);
+                x[f] = special;
+                assert_eq!(
+                    bits(model.log_odds(&x)),
+                    bits(node_walk(&model, &x)),
+                    "{x:?}"
+                );
+            }
+        }
+    }
+
+    /// Trees of different depths, leaves above the full depth on either side, and a single-leaf
+    /// tree: completed, they are walked as their nodes are.
+    #[test]
+    fn uneven_trees_are_completed_exactly() {
+        let split = |feature, threshold, left, right, value| Node {
+            feature,
+            threshold,
+            left,
+            right,
+            value,
+        };
+        let leaf = |value| split(LEAF, 0.0, 0, 0, value);
+        let nodes = [
+            // A stump.
+            split(2, 1.5, 1, 2, 0.1),
+            leaf(-0.2),
+            leaf(0.3),
+            // Depth 3 on the left, a leaf on the right.
+            split(0, 10.0, 1, 6, 0.05),
+            split(1, 2.0, 2, 3, -0.1),
+            leaf(-0.4),
+            split(7, 0.5, 4, 5, 0.2),
+            leaf(0.25),
+            leaf(0.7),
+            leaf(0.6),
+            // A single leaf.
+            leaf(-0.125),
+        ];
+        let starts = [0, 3, 10];
+        let buf = CompleteTreesBuf::new(&nodes, &starts);
+        assert_eq!(buf.trees().depth, 3);
+        let model = Churn {
+            complete: buf.trees(),
+            nodes: &nodes,
+            tree_starts: &starts,
+            ..Churn::builtin()
+        };
+        for a in [0.0, 1.5, 2.0, 10.0, 11.0, f64::NAN] {
+            for b in [1.0, 2.0, 3.0, f64::NAN] {
+                for c in [0.0, 0.5, 1.0, f64::NAN] {
+                    let mut x = [0.0; N_FEATURES];
+                    (x[0], x[1], x[2], x[7]) = (a, b, c, c);
+                    assert_eq!(
+                        bits(model.log_odds(&x)),
+                        bits(node_walk(&model, &x)),
+                        "{x:?}"
+                    );
+                }
+            }
+        }
+        let leaves = CompleteTreesBuf::new(&nodes[10..], &[0]);
+        assert_eq!(leaves.trees().depth, 0);
+        let only_leaf = Churn {
+            complete: leaves.trees(),
+            nodes: &nodes[10..],
+            tree_starts: &[0],
+            ..Churn::builtin()
+        };
+        let x = [1.0; N_FEATURES];
+        assert_eq!(
+            bits(only_leaf.log_odds(&x)),
+            bits(node_walk(&only_leaf, &x))
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use serde_json::{Value, json};
-use trademl_model_churn::model::{self, Churn, Customer, IoSpec, LEAF, Node};
+use trademl_model_churn::model::{self, Churn, CompleteTreesBuf, Customer, IoSpec, LEAF, Node};
 
 use super::cv::{CvResult, Grid, METHODS};
 use super::data::ChurnTable;
@@ -145,11 +145,13 @@ fn spec_json(spec: &IoSpec) -> Value {
 /// The model as trained, in the component's form.
 fn with_churn<R>(t: &Trained, f: impl FnOnce(&Churn<'_>) -> R) -> R {
     let (nodes, starts) = t.ensemble.flatten();
+    let complete = CompleteTreesBuf::new(&nodes, &starts);
     let churn = Churn {
         bgnbd: t.bgnbd,
         base_score: t.ensemble.base_score,
         nodes: &nodes,
         tree_starts: &starts,
+        complete: complete.trees(),
         horizon_days: t.horizon_days,
     };
     f(&churn)
