@@ -531,33 +531,22 @@ mod builtin {
     const INNER: usize = TREE_STARTS.len() * ((1 << DEPTH) - 1);
     const ALL: usize = TREE_STARTS.len() * ((1 << (DEPTH + 1)) - 1);
 
-    pub static FEATURES: [u8; INNER] = {
-        let mut out = [0; INNER];
-        let mut i = 0;
-        while i < INNER {
-            out[i] = complete_feature(&NODES, &TREE_STARTS, DEPTH, i);
-            i += 1;
-        }
-        out
-    };
-    pub static THRESHOLDS: [f64; INNER] = {
-        let mut out = [0.0; INNER];
-        let mut i = 0;
-        while i < INNER {
-            out[i] = complete_threshold(&NODES, &TREE_STARTS, DEPTH, i);
-            i += 1;
-        }
-        out
-    };
-    pub static VALUES: [f64; ALL] = {
-        let mut out = [0.0; ALL];
-        let mut i = 0;
-        while i < ALL {
-            out[i] = complete_value(&NODES, &TREE_STARTS, DEPTH, i);
-            i += 1;
-        }
-        out
-    };
+    /// `[element(&NODES, &TREE_STARTS, DEPTH, i) for i in 0..len]`, at compile time.
+    macro_rules! complete {
+        ($element:ident, $len:expr, $zero:expr) => {{
+            let mut out = [$zero; $len];
+            let mut i = 0;
+            while i < $len {
+                out[i] = $element(&NODES, &TREE_STARTS, DEPTH, i);
+                i += 1;
+            }
+            out
+        }};
+    }
+
+    pub static FEATURES: [u8; INNER] = complete!(complete_feature, INNER, 0);
+    pub static THRESHOLDS: [f64; INNER] = complete!(complete_threshold, INNER, 0.0);
+    pub static VALUES: [f64; ALL] = complete!(complete_value, ALL, 0.0);
 }
 
 /// One customer's prediction.
