@@ -38,20 +38,25 @@ impl Model for CustomerSegmentation {
         let customers = model::customers_from_columns(&recency?, &frequency?, &monetary?, &tenure?)
             .map_err(Error::InvalidInput)?;
         let segmenter = Segmenter::builtin();
-        let assignments = segmenter
-            .assign_all(&customers)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
-        let n = assignments.len() as u64;
         let k = segmenter.k();
-        let ids = assignments.iter().map(|a| a.segment as i64).collect();
-        let names = assignments
+        let n = customers.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut distances = vec![0.0; n * k];
+        for (row, (customer, row_distances)) in customers
             .iter()
-            .map(|a| segmenter.names[a.segment].to_string())
-            .collect();
-        let distances = assignments
+            .zip(distances.chunks_exact_mut(k))
+            .enumerate()
+        {
+            customer
+                .validate(row)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            ids.push(segmenter.nearest(customer, row_distances) as i64);
+        }
+        let names = ids
             .iter()
-            .flat_map(|a| a.distances.iter().copied())
+            .map(|&segment| segmenter.names[segment as usize].to_string())
             .collect();
+        let n = n as u64;
         Ok(vec![
             int64("segment_id", vec![n], ids),
             bytes_utf8("segment_name", vec![n], names),
@@ -144,7 +149,7 @@ mod tests {
         let m = CustomerSegmentation::metadata();
         assert_eq!(
             (m.name.as_str(), m.version.as_str()),
-            ("customer-segmentation", "1.0.0")
+            ("customer-segmentation", "1.0.1")
         );
         assert_eq!(m.description, model::builtin_description());
         let names: Vec<_> = m

@@ -12,7 +12,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/customer-segmentation`).
 pub const NAME: &str = "customer-segmentation";
 /// The model's version.
-pub const VERSION: &str = "1.0.0";
+pub const VERSION: &str = "1.0.1";
 /// The number of features per customer.
 pub const N_FEATURES: usize = 4;
 
@@ -282,22 +282,29 @@ impl Segmenter<'_> {
     /// The segment of one valid customer: the nearest centroid by squared Euclidean distance
     /// (ties go to the lower index).
     pub fn assign(&self, customer: &Customer) -> Assignment {
+        let mut distances = vec![0.0; self.k()];
+        let segment = self.nearest(customer, &mut distances);
+        Assignment { segment, distances }
+    }
+
+    /// [`Self::assign`] without an allocation: writes the distance to each centroid into
+    /// `distances` (one per segment) and returns the segment. A batch writes its rows' distances
+    /// straight into the output tensor this way: inside the sandbox each allocation goes through
+    /// the guest's allocator, which costs more than the host's.
+    pub fn nearest(&self, customer: &Customer, distances: &mut [f64]) -> usize {
+        assert_eq!(distances.len(), self.k(), "one distance per segment");
         let z = scale(&customer.features(), self.means, self.stds);
         let mut best = 0;
         let mut best_sq = f64::INFINITY;
-        let mut distances = Vec::with_capacity(self.k());
-        for (c, centroid) in self.centroids.iter().enumerate() {
+        for (c, (centroid, distance)) in self.centroids.iter().zip(distances).enumerate() {
             let sq: f64 = z.iter().zip(centroid).map(|(a, b)| (a - b) * (a - b)).sum();
             if sq < best_sq {
                 best_sq = sq;
                 best = c;
             }
-            distances.push(sq.sqrt());
+            *distance = sq.sqrt();
         }
-        Assignment {
-            segment: best,
-            distances,
-        }
+        best
     }
 
     /// Validates then assigns every customer; the first invalid row fails the batch.
