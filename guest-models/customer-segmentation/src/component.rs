@@ -38,25 +38,19 @@ impl Model for CustomerSegmentation {
         let customers = model::customers_from_columns(&recency?, &frequency?, &monetary?, &tenure?)
             .map_err(Error::InvalidInput)?;
         let segmenter = Segmenter::builtin();
+        let model::Assignments {
+            segments,
+            distances,
+        } = segmenter
+            .assign_all(&customers)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let n = segments.len() as u64;
         let k = segmenter.k();
-        let n = customers.len();
-        let mut ids = Vec::with_capacity(n);
-        let mut distances = vec![0.0; n * k];
-        for (row, (customer, row_distances)) in customers
+        let ids = segments.iter().map(|&s| s as i64).collect();
+        let names = segments
             .iter()
-            .zip(distances.chunks_exact_mut(k))
-            .enumerate()
-        {
-            customer
-                .validate(row)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?;
-            ids.push(segmenter.nearest(customer, row_distances) as i64);
-        }
-        let names = ids
-            .iter()
-            .map(|&segment| segmenter.names[segment as usize].to_string())
+            .map(|&s| segmenter.names[s].to_string())
             .collect();
-        let n = n as u64;
         Ok(vec![
             int64("segment_id", vec![n], ids),
             bytes_utf8("segment_name", vec![n], names),

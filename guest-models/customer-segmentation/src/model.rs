@@ -261,6 +261,15 @@ pub struct Assignment {
     pub distances: Vec<f64>,
 }
 
+/// A batch's assignments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignments {
+    /// Each customer's segment.
+    pub segments: Vec<usize>,
+    /// Each customer's distance to each centroid, row-major: `k` per customer.
+    pub distances: Vec<f64>,
+}
+
 impl Segmenter<'static> {
     /// The model compiled into this crate (`weights.rs`).
     pub fn builtin() -> Self {
@@ -307,13 +316,24 @@ impl Segmenter<'_> {
         best
     }
 
-    /// Validates then assigns every customer; the first invalid row fails the batch.
-    pub fn assign_all(&self, customers: &[Customer]) -> Result<Vec<Assignment>, InputError> {
-        customers
+    /// Validates then assigns every customer; the first invalid row fails the batch. The
+    /// distances of all rows go into one row-major buffer, with no allocation per row.
+    pub fn assign_all(&self, customers: &[Customer]) -> Result<Assignments, InputError> {
+        let k = self.k();
+        let mut segments = Vec::with_capacity(customers.len());
+        let mut distances = vec![0.0; customers.len() * k];
+        for (row, (customer, row_distances)) in customers
             .iter()
+            .zip(distances.chunks_exact_mut(k))
             .enumerate()
-            .map(|(row, c)| c.validate(row).map(|()| self.assign(c)))
-            .collect()
+        {
+            customer.validate(row)?;
+            segments.push(self.nearest(customer, row_distances));
+        }
+        Ok(Assignments {
+            segments,
+            distances,
+        })
     }
 }
 
@@ -487,11 +507,18 @@ mod tests {
             })
             .collect();
         let batch = model.assign_all(&rows).unwrap();
-        assert_eq!(batch.len(), 500);
-        for (c, a) in rows.iter().zip(&batch) {
-            assert_eq!(*a, model.assign(c));
+        assert_eq!(batch.segments.len(), 500);
+        assert_eq!(batch.distances.len(), 500 * model.k());
+        for ((c, &segment), distances) in rows
+            .iter()
+            .zip(&batch.segments)
+            .zip(batch.distances.chunks_exact(model.k()))
+        {
+            let a = model.assign(c);
+            assert_eq!((segment, distances), (a.segment, &a.distances[..]));
         }
-        assert!(model.assign_all(&[]).unwrap().is_empty());
+        let empty = model.assign_all(&[]).unwrap();
+        assert!(empty.segments.is_empty() && empty.distances.is_empty());
     }
 
     #[test]
