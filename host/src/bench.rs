@@ -25,7 +25,7 @@ use serde_json::json;
 use trademl_sdk::protocol::{Tensor, TensorData};
 use trademl_sdk::signing::{self, TrustStore};
 
-use crate::model::LoadedVersion;
+use crate::model::{LoadedVersion, PredictError};
 use crate::repository::Repository;
 use crate::sandbox::{Compiler, Sandbox, SandboxConfig, TIERED_ABOVE, Tier, Tiering};
 
@@ -874,15 +874,9 @@ fn series(
         // is torn down on this thread and the next ones are made (not
         // timed: their cost is the instantiation figure).
         let request = inputs.to_vec();
-        let mut answered = None;
-        let started = Instant::now();
-        loaded.predict_answering(request, |result| {
-            let result = result.map(drop);
-            answered = Some((started.elapsed(), result));
-        });
-        let (took, result) = answered.context("predict_answering gave no answer")?;
-        result?;
-        sandboxed.push(took);
+        until_answer(&mut sandboxed, |answer| {
+            loaded.predict_answering(request, answer)
+        })?;
         loaded.make_spares();
         if let Some(native) = native {
             timed(&mut natively, &mut |r| {
@@ -890,8 +884,9 @@ fn series(
             })?;
         }
         timed(&mut warmed, &mut |r| Ok(warm.predict(r).map(drop)?))?;
-        timed(&mut making, &mut |r| {
-            Ok(loaded.predict_making_instance(r).map(drop)?)
+        let request = inputs.to_vec();
+        until_answer(&mut making, |answer| {
+            loaded.predict_making_instance_answering(request, answer)
         })?;
         if let Some((echo, requests)) = &echo {
             let (tensors, one_buffer) = echo.time(requests, loaded.limits())?;
@@ -908,6 +903,24 @@ fn series(
         floor_one_buffer: (!floor_one_buffer.is_empty())
             .then(|| Summary::of(&mut floor_one_buffer)),
     })
+}
+
+/// Time one call as the server answers: from the call until it hands its
+/// answer to `run`'s callback; the instance's teardown, after the answer on
+/// the same thread, is not timed.
+fn until_answer(
+    samples: &mut Vec<Duration>,
+    run: impl FnOnce(&mut dyn FnMut(Result<Vec<Tensor>, PredictError>)),
+) -> Result<()> {
+    let mut answered = None;
+    let started = Instant::now();
+    run(&mut |result| {
+        answered.get_or_insert((started.elapsed(), result.map(drop)));
+    });
+    let (took, result) = answered.context("the call gave no answer")?;
+    result?;
+    samples.push(took);
+    Ok(())
 }
 
 /// The native path of one request: the same manifest checks of inputs and

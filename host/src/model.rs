@@ -433,12 +433,26 @@ impl LoadedVersion {
     }
 
     /// [`LoadedVersion::predict`] with the instance made in the call, as
-    /// before spares. For benchmarks, and for the checks at load time.
+    /// before spares. For the checks at load time.
     pub fn predict_making_instance(
         &self,
         inputs: Vec<protocol::Tensor>,
     ) -> Result<Vec<protocol::Tensor>, PredictError> {
         self.retiring(self.predict_with(inputs, Spares::Bypass))
+    }
+
+    /// [`LoadedVersion::predict_answering`] with the instance made in the
+    /// call, as before spares. For benchmarks: the instance is torn down on
+    /// this thread, as the server tears its own down, so that no other
+    /// thread frees memory while the next call is timed.
+    pub fn predict_making_instance_answering(
+        &self,
+        inputs: Vec<protocol::Tensor>,
+        answer: impl FnOnce(Result<Vec<protocol::Tensor>, PredictError>),
+    ) {
+        let (result, call) = self.predict_with(inputs, Spares::Bypass);
+        answer(result);
+        drop(call);
     }
 
     /// A finished call's result, its store handed to the retiring thread.
