@@ -44,8 +44,9 @@ pub const NAME: &str = "demand-forecast-lstm";
 /// network and weights, its input sequence built in the layout tract's input projection reads,
 /// which saves tract a move of the projected sequence (see `onnx::export`). 2.0.3: the same
 /// graph, packed by the ONNX runner that tells tract a request has at least one row (it then
-/// adds each step's gates with its SIMD kernel).
-pub const VERSION: &str = "2.0.3";
+/// adds each step's gates with its SIMD kernel). 2.0.4: the same graph, packed by the ONNX runner
+/// whose dependencies other than tract's kernels are optimised for size (a shorter cold load).
+pub const VERSION: &str = "2.0.4";
 
 /// The input data and the training settings shared by training and evaluation.
 #[derive(Debug, Clone, clap::Args)]
