@@ -427,9 +427,7 @@ impl LoadedVersion {
         inputs: Vec<protocol::Tensor>,
         answer: impl FnOnce(Result<Vec<protocol::Tensor>, PredictError>),
     ) {
-        let (result, call) = self.predict_with(inputs, Spares::Use);
-        answer(result);
-        drop(call);
+        self.answering(inputs, Spares::Use, answer);
     }
 
     /// [`LoadedVersion::predict`] with the instance made in the call, as
@@ -450,7 +448,18 @@ impl LoadedVersion {
         inputs: Vec<protocol::Tensor>,
         answer: impl FnOnce(Result<Vec<protocol::Tensor>, PredictError>),
     ) {
-        let (result, call) = self.predict_with(inputs, Spares::Bypass);
+        self.answering(inputs, Spares::Bypass, answer);
+    }
+
+    /// The call, its result handed to `answer`, then its instance torn down
+    /// on this thread.
+    fn answering(
+        &self,
+        inputs: Vec<protocol::Tensor>,
+        spares: Spares,
+        answer: impl FnOnce(Result<Vec<protocol::Tensor>, PredictError>),
+    ) {
+        let (result, call) = self.predict_with(inputs, spares);
         answer(result);
         drop(call);
     }
