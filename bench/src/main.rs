@@ -293,6 +293,27 @@ fn with_winch_code<'a>(base: &str, names: &[&'a str]) -> Result<Vec<&'a str>> {
     Ok(winch)
 }
 
+/// The names of the models the server at `base` serves (its repository
+/// index).
+fn served_models(base: &str) -> Result<Vec<String>> {
+    let url = format!("{base}/v2/repository/index");
+    let index: Value = agent()
+        .post(&url)
+        .send_empty()
+        .with_context(|| format!("POST {url}"))?
+        .into_body()
+        .read_json()
+        .with_context(|| format!("the answer of {url}"))?;
+    let mut names: Vec<String> = index
+        .as_array()
+        .context("the repository index is not a list")?
+        .iter()
+        .filter_map(|row| row["name"].as_str().map(str::to_string))
+        .collect();
+    names.dedup();
+    Ok(names)
+}
+
 fn memory_json(m: Memory) -> Value {
     json!({ "rss_mib": m.rss_kib as f64 / 1024.0, "pss_mib": m.pss_kib as f64 / 1024.0, "processes": m.processes })
 }
@@ -434,9 +455,13 @@ fn serve_trademl(
     // A first start compiles every model (a large one with Winch first, then
     // Cranelift in the background); once every model serves Cranelift's code,
     // which the cache then holds, the second start loads them from the cache.
-    let names: Vec<&str> = requests.iter().map(|r| r.name.as_str()).collect();
     let cold_started = Instant::now();
     let (server, cold_start) = start("trademl-cold.log")?;
+    // Every model the server loaded, not only those measured (`--model`):
+    // a model left compiling in the background would be compiled again
+    // after the restart, beside the measurements.
+    let served = served_models(&base)?;
+    let names: Vec<&str> = served.iter().map(String::as_str).collect();
     let winch = with_winch_code(&base, &names)?;
     let cold_cranelift = if winch.is_empty() {
         cold_start
