@@ -277,14 +277,10 @@ fn post(url: &str, body: &Value) -> Result<Value> {
 fn with_winch_code<'a>(base: &str, names: &[&'a str]) -> Result<Vec<&'a str>> {
     let mut winch = Vec::new();
     for &name in names {
-        let url = format!("{base}/v2/repository/models/{name}/versions");
-        let v: Value = agent()
-            .get(&url)
-            .call()
-            .with_context(|| format!("GET {url}"))?
-            .into_body()
-            .read_json()
-            .with_context(|| format!("the answer of {url}"))?;
+        let v = answer_json(
+            false,
+            &format!("{base}/v2/repository/models/{name}/versions"),
+        )?;
         let versions = v["versions"].as_array().context("versions")?;
         if versions.iter().any(|v| v["compiler"] == "winch") {
             winch.push(name);
@@ -293,17 +289,25 @@ fn with_winch_code<'a>(base: &str, names: &[&'a str]) -> Result<Vec<&'a str>> {
     Ok(winch)
 }
 
+/// The JSON answer of a GET of `url`, or of an empty POST.
+fn answer_json(post: bool, url: &str) -> Result<Value> {
+    let agent = agent();
+    let (method, response) = if post {
+        ("POST", agent.post(url).send_empty())
+    } else {
+        ("GET", agent.get(url).call())
+    };
+    response
+        .with_context(|| format!("{method} {url}"))?
+        .into_body()
+        .read_json()
+        .with_context(|| format!("the answer of {url}"))
+}
+
 /// The names of the models the server at `base` serves (its repository
 /// index).
 fn served_models(base: &str) -> Result<Vec<String>> {
-    let url = format!("{base}/v2/repository/index");
-    let index: Value = agent()
-        .post(&url)
-        .send_empty()
-        .with_context(|| format!("POST {url}"))?
-        .into_body()
-        .read_json()
-        .with_context(|| format!("the answer of {url}"))?;
+    let index = answer_json(true, &format!("{base}/v2/repository/index"))?;
     let mut names: Vec<String> = index
         .as_array()
         .context("the repository index is not a list")?
