@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn metadata_matches_the_model_module() {
         let m = ChurnModel::metadata();
-        assert_eq!((m.name.as_str(), m.version.as_str()), ("churn", "1.0.2"));
+        assert_eq!((m.name.as_str(), m.version.as_str()), ("churn", "1.0.3"));
         assert_eq!(m.description, model::builtin_description());
         assert_eq!(m.inputs.len(), 4);
         assert_eq!(m.outputs.len(), 4);

@@ -16,7 +16,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/churn`).
 pub const NAME: &str = "churn";
 /// The model's version.
-pub const VERSION: &str = "1.0.2";
+pub const VERSION: &str = "1.0.3";
 /// The number of inputs per customer.
 pub const N_INPUTS: usize = 4;
 /// The number of features the trees split on.
@@ -368,12 +368,8 @@ pub struct Churn<'a> {
     pub bgnbd: BgNbd,
     /// The log-odds every tree adds to.
     pub base_score: f64,
-    /// All trees' nodes, each tree's root first.
-    pub nodes: &'a [Node],
-    /// Where each tree starts in `nodes`; child indices are relative to it.
-    pub tree_starts: &'a [u32],
-    /// The same trees laid out for evaluation: built at compile time for [`Churn::builtin`], by
-    /// [`CompleteTreesBuf`] for trees fitted at run time.
+    /// The trees, laid out for evaluation: built at compile time from `weights.rs`'s nodes for
+    /// [`Churn::builtin`], by [`CompleteTreesBuf`] for trees fitted at run time.
     pub complete: CompleteTrees<'a>,
     /// The horizon, days after the analysis date.
     pub horizon_days: f64,
@@ -648,8 +644,6 @@ impl Churn<'static> {
         Churn {
             bgnbd: weights::BGNBD,
             base_score: weights::BASE_SCORE,
-            nodes: &weights::NODES,
-            tree_starts: &weights::TREE_STARTS,
             complete: CompleteTrees {
                 depth: builtin::DEPTH,
                 features: &builtin::FEATURES,
@@ -662,11 +656,6 @@ impl Churn<'static> {
 }
 
 impl Churn<'_> {
-    /// The number of trees.
-    pub fn n_trees(&self) -> usize {
-        self.tree_starts.len()
-    }
-
     /// The log-odds of churn for a feature vector, and each feature's contribution to it
     /// (the change of node value along the path, credited to the split's feature).
     pub fn log_odds(&self, x: &[f64; N_FEATURES]) -> (f64, [f64; N_FEATURES]) {
@@ -914,13 +903,18 @@ mod tests {
         assert!(drivers.contains(":+"), "{drivers}");
     }
 
-    /// The walk over the nodes, as the component did it before [`CompleteTrees`]: what the
-    /// complete walk must reproduce bit for bit.
-    fn node_walk(model: &Churn<'_>, x: &[f64; N_FEATURES]) -> (f64, [f64; N_FEATURES]) {
+    /// The walk over the trees of `nodes` starting at `tree_starts`, as the component did it
+    /// before [`CompleteTrees`]: what the complete walk must reproduce bit for bit.
+    fn node_walk(
+        model: &Churn<'_>,
+        nodes: &[Node],
+        tree_starts: &[u32],
+        x: &[f64; N_FEATURES],
+    ) -> (f64, [f64; N_FEATURES]) {
         let mut z = model.base_score;
         let mut contributions = [0.0; N_FEATURES];
-        for &start in model.tree_starts {
-            let tree = &model.nodes[start as usize..];
+        for &start in tree_starts {
+            let tree = &nodes[start as usize..];
             let mut node = tree[0];
             z += node.value;
             while node.feature != LEAF {
@@ -947,11 +941,9 @@ mod tests {
     #[test]
     fn the_complete_walk_is_the_node_walk() {
         let model = Churn::builtin();
-        assert_eq!(
-            model.complete.depth,
-            max_depth(model.nodes, model.tree_starts)
-        );
-        let buf = CompleteTreesBuf::new(model.nodes, model.tree_starts);
+        let (nodes, starts) = (&weights::NODES[..], &weights::TREE_STARTS[..]);
+        assert_eq!(model.complete.depth, max_depth(nodes, starts));
+        let buf = CompleteTreesBuf::new(nodes, starts);
         assert_eq!(buf.trees().features, model.complete.features);
         assert_eq!(
             buf.trees()
@@ -974,7 +966,7 @@ mod tests {
                     let x = features(&c, &model.bgnbd);
                     assert_eq!(
                         bits(model.log_odds(&x)),
-                        bits(node_walk(&model, &x)),
+                        bits(node_walk(&model, nodes, starts, &x)),
                         "{c:?}"
                     );
                 }
@@ -987,7 +979,7 @@ mod tests {
                 x[f] = special;
                 assert_eq!(
                     bits(model.log_odds(&x)),
-                    bits(node_walk(&model, &x)),
+                    bits(node_walk(&model, nodes, starts, &x)),
                     "{x:?}"
                 );
             }
@@ -1027,8 +1019,6 @@ mod tests {
         assert_eq!(buf.trees().depth, 3);
         let model = Churn {
             complete: buf.trees(),
-            nodes: &nodes,
-            tree_starts: &starts,
             ..Churn::builtin()
         };
         for a in [0.0, 1.5, 2.0, 10.0, 11.0, f64::NAN] {
@@ -1038,7 +1028,7 @@ mod tests {
                     (x[0], x[1], x[2], x[7]) = (a, b, c, c);
                     assert_eq!(
                         bits(model.log_odds(&x)),
-                        bits(node_walk(&model, &x)),
+                        bits(node_walk(&model, &nodes, &starts, &x)),
                         "{x:?}"
                     );
                 }
@@ -1048,24 +1038,21 @@ mod tests {
         assert_eq!(leaves.trees().depth, 0);
         let only_leaf = Churn {
             complete: leaves.trees(),
-            nodes: &nodes[10..],
-            tree_starts: &[0],
             ..Churn::builtin()
         };
         let x = [1.0; N_FEATURES];
         assert_eq!(
             bits(only_leaf.log_odds(&x)),
-            bits(node_walk(&only_leaf, &x))
+            bits(node_walk(&only_leaf, &nodes[10..], &[0], &x))
         );
     }
 
     #[test]
     fn contributions_add_up_to_the_score() {
         let model = Churn::builtin();
-        let roots: f64 = model
-            .tree_starts
+        let roots: f64 = weights::TREE_STARTS
             .iter()
-            .map(|&s| model.nodes[s as usize].value)
+            .map(|&s| weights::NODES[s as usize].value)
             .sum();
         for c in [
             customer(5.0, 8.0, 30.0, 250.0),

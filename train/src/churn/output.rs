@@ -149,8 +149,6 @@ fn with_churn<R>(t: &Trained, f: impl FnOnce(&Churn<'_>) -> R) -> R {
     let churn = Churn {
         bgnbd: t.bgnbd,
         base_score: t.ensemble.base_score,
-        nodes: &nodes,
-        tree_starts: &starts,
         complete: complete.trees(),
         horizon_days: t.horizon_days,
     };
