@@ -315,7 +315,7 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
     }
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
-    let app = crate::server::app(repo.clone(), 64);
+    let app = crate::server::app(repo.clone(), crate::server::CallPolicy::new(64));
     runtime.spawn(async move { axum::serve(listener, app).await });
     let base = format!("http://{addr}");
 

@@ -13,6 +13,7 @@
 //! max_memory_mib = 2048
 //! max_instances = 8                     # default: 4 per core
 //! compiled_cache = "/var/cache/trademl"   # default: <models>/.cache
+//! inline_below_us = 100                 # 0: every call on a blocking thread
 //! ```
 
 use std::net::SocketAddr;
@@ -48,6 +49,10 @@ pub struct FileConfig {
     /// background [default: true]; false keeps Winch's code (a quick start,
     /// slower predictions).
     pub tier_up: Option<bool>,
+    /// Calls expected to take at most this many microseconds run on the
+    /// thread that received their request [default: 100; at most 1000; 0:
+    /// every call on a blocking thread].
+    pub inline_below_us: Option<u64>,
 }
 
 impl FileConfig {
@@ -69,6 +74,9 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// The CPU deadline of one call.
     pub deadline: Duration,
+    /// Calls expected to take at most this long run on the thread that
+    /// received their request ([`crate::server::CallPolicy`]).
+    pub inline_below: Duration,
     /// The sandbox's sizing.
     pub sandbox: SandboxConfig,
 }
@@ -84,6 +92,8 @@ pub struct Overrides {
     pub deadline_ms: Option<u64>,
     /// `--max-instances`.
     pub max_instances: Option<u32>,
+    /// `--inline-below-us`.
+    pub inline_below_us: Option<u64>,
     /// `--config`.
     pub config: Option<PathBuf>,
     /// `--cache-dir`.
@@ -143,6 +153,17 @@ impl ServeConfig {
         if max_instances == 0 {
             bail!("max_instances must be at least 1");
         }
+        let inline_below = match cli.inline_below_us.or(file.inline_below_us) {
+            Some(us) => Duration::from_micros(us),
+            None => crate::server::INLINE_BELOW,
+        };
+        if inline_below > crate::server::INLINE_BELOW_MAX {
+            bail!(
+                "inline_below_us is {}: a call run on the thread that received its request holds up that thread's other connections, so at most {} µs is allowed (0 runs every call on a blocking thread)",
+                inline_below.as_micros(),
+                crate::server::INLINE_BELOW_MAX.as_micros()
+            );
+        }
         let models = cli
             .models
             .or(env_models)
@@ -172,6 +193,7 @@ impl ServeConfig {
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             deadline: Duration::from_millis(deadline_ms),
+            inline_below,
             sandbox: SandboxConfig {
                 max_memory_mib,
                 max_instances,
@@ -290,5 +312,22 @@ tier_up = false
             ServeConfig::resolve(cli, &MapEnv(HashMap::new())).unwrap_err()
         );
         assert!(err.contains("modles"), "{err}");
+    }
+
+    #[test]
+    fn inline_calls_are_bounded() {
+        let env = MapEnv(HashMap::new());
+        let c = ServeConfig::resolve(Overrides::default(), &env).unwrap();
+        assert_eq!(c.inline_below, crate::server::INLINE_BELOW);
+        let with = |us| Overrides {
+            inline_below_us: Some(us),
+            ..Overrides::default()
+        };
+        let c = ServeConfig::resolve(with(0), &env).unwrap();
+        assert_eq!(c.inline_below, Duration::ZERO);
+        let c = ServeConfig::resolve(with(1000), &env).unwrap();
+        assert_eq!(c.inline_below, Duration::from_millis(1));
+        let err = ServeConfig::resolve(with(1001), &env).unwrap_err();
+        assert!(err.to_string().contains("at most 1000 µs"), "{err}");
     }
 }

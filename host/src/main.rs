@@ -41,6 +41,11 @@ enum Command {
         /// How many predictions may run at once; more wait [default: 4 per core]
         #[arg(long)]
         max_instances: Option<u32>,
+        /// Predictions expected to take at most this many microseconds run on
+        /// the thread that received their request, not handed to a blocking
+        /// thread; 0 hands every one over [default: 100; at most 1000]
+        #[arg(long)]
+        inline_below_us: Option<u64>,
         /// A TOML configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -259,6 +264,7 @@ fn run(command: Command) -> Result<()> {
             listen,
             deadline_ms,
             max_instances,
+            inline_below_us,
             config,
             cache_dir,
             no_cache,
@@ -268,6 +274,7 @@ fn run(command: Command) -> Result<()> {
                 listen,
                 deadline_ms,
                 max_instances,
+                inline_below_us,
                 config,
                 cache_dir,
                 no_cache,
@@ -404,6 +411,7 @@ fn serve(config: ServeConfig) -> Result<()> {
             pooling = sandbox.pooling(),
             max_memory_mib = config.sandbox.max_memory_mib,
             deadline_ms = config.deadline.as_millis() as u64,
+            inline_below_us = config.inline_below.as_micros() as u64,
             "opening the model repository"
         );
         let models = config.models.clone();
@@ -412,7 +420,13 @@ fn serve(config: ServeConfig) -> Result<()> {
             tokio::task::spawn_blocking(move || Repository::open(&models, sandbox, deadline))
                 .await??;
         let repo = Arc::new(repo);
-        let app = trademl::server::app(repo.clone(), config.sandbox.max_instances as usize);
+        let app = trademl::server::app(
+            repo.clone(),
+            trademl::server::CallPolicy {
+                max_concurrent: config.sandbox.max_instances as usize,
+                inline_below: config.inline_below,
+            },
+        );
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;

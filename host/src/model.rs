@@ -14,6 +14,7 @@
 //! swaps it in: a request takes the code current when it starts, so calls
 //! in flight finish on Winch's code and none fails.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -117,6 +118,58 @@ pub struct LoadedVersion {
     optimising: Mutex<Option<JoinHandle<Result<Duration, String>>>>,
     sandbox: Arc<Sandbox>,
     limits: CallLimits,
+    cost: CallCost,
+}
+
+/// What a version's calls have taken lately, per element of their inputs:
+/// an average over the calls that weighs the latest most, from which the
+/// server judges whether a call is short enough to run on the thread that
+/// received its request (see [`LoadedVersion::expected_call_time`]).
+///
+/// Per element, counting a call's fixed cost in each of its elements, the
+/// estimate for a large request from small ones runs high, never low. The
+/// average is updated without a lock: two calls ending together may lose one
+/// of their samples, which an estimate can afford.
+#[derive(Default)]
+struct CallCost {
+    /// Nanoseconds per element, as `f64` bits; 0 before the first call.
+    ns_per_element: AtomicU64,
+}
+
+impl CallCost {
+    /// The weight of the latest call in the average.
+    const WEIGHT: f64 = 1.0 / 8.0;
+
+    fn record(&self, took: Duration, elements: usize) {
+        let sample = took.as_nanos() as f64 / elements.max(1) as f64;
+        let before = f64::from_bits(self.ns_per_element.load(Ordering::Relaxed));
+        let after = if before == 0.0 {
+            sample
+        } else {
+            before + Self::WEIGHT * (sample - before)
+        };
+        // Never 0 once a call was measured.
+        let after = after.max(f64::MIN_POSITIVE);
+        self.ns_per_element
+            .store(after.to_bits(), Ordering::Relaxed);
+    }
+
+    fn estimate(&self, elements: usize) -> Option<Duration> {
+        let ns = f64::from_bits(self.ns_per_element.load(Ordering::Relaxed));
+        (ns > 0.0).then(|| Duration::from_nanos((ns * elements.max(1) as f64) as u64))
+    }
+}
+
+/// The instance of a finished call (if one was taken). Dropping it tears the
+/// instance down and gives its pool slot back; whoever bounds the number of
+/// live instances must count it until then.
+pub struct SpentInstance {
+    _call: Option<CallStore>,
+}
+
+/// How many elements a call's inputs hold, all tensors together.
+fn elements(inputs: &[protocol::Tensor]) -> usize {
+    inputs.iter().map(|t| t.data.len()).sum()
 }
 
 /// How many instances a version keeps made ahead of its calls: two cover a
@@ -322,6 +375,7 @@ impl LoadedVersion {
             optimising: Mutex::new(None),
             sandbox: sandbox.clone(),
             limits,
+            cost: CallCost::default(),
         };
         loaded.check_metadata()?;
         loaded.check_examples()?;
@@ -412,7 +466,30 @@ impl LoadedVersion {
         &self,
         inputs: Vec<protocol::Tensor>,
     ) -> Result<Vec<protocol::Tensor>, PredictError> {
-        self.retiring(self.predict_with(inputs, Spares::Use))
+        self.retiring(self.predict_with(inputs, Spares::Use, self.limits.deadline))
+    }
+
+    /// How long a call with these inputs should take, from what this
+    /// version's calls have taken per input element lately (the checks of
+    /// its examples at load included); None before any call was measured.
+    pub fn expected_call_time(&self, inputs: &[protocol::Tensor]) -> Option<Duration> {
+        self.cost.estimate(elements(inputs))
+    }
+
+    /// [`LoadedVersion::predict`] on this thread under a CPU deadline of
+    /// `within` when that is shorter than the version's own, with the spent
+    /// instance for the caller to drop when it suits it (after answering).
+    /// The server runs the calls it expects to be short this way, on the
+    /// thread that received their request; a call stopped by the shorter
+    /// deadline fails with [`CallError::Deadline`] naming it, and its time
+    /// counts in [`LoadedVersion::expected_call_time`] like any other call's.
+    pub fn predict_within(
+        &self,
+        inputs: Vec<protocol::Tensor>,
+        within: Duration,
+    ) -> (Result<Vec<protocol::Tensor>, PredictError>, SpentInstance) {
+        let (result, call) = self.predict_with(inputs, Spares::Use, within);
+        (result, SpentInstance { _call: call })
     }
 
     /// [`LoadedVersion::predict`], handing the result to `answer` as soon as
@@ -436,7 +513,7 @@ impl LoadedVersion {
         &self,
         inputs: Vec<protocol::Tensor>,
     ) -> Result<Vec<protocol::Tensor>, PredictError> {
-        self.retiring(self.predict_with(inputs, Spares::Bypass))
+        self.retiring(self.predict_with(inputs, Spares::Bypass, self.limits.deadline))
     }
 
     /// [`LoadedVersion::predict_answering`] with the instance made in the
@@ -459,7 +536,7 @@ impl LoadedVersion {
         spares: Spares,
         answer: impl FnOnce(Result<Vec<protocol::Tensor>, PredictError>),
     ) {
-        let (result, call) = self.predict_with(inputs, spares);
+        let (result, call) = self.predict_with(inputs, spares, self.limits.deadline);
         answer(result);
         drop(call);
     }
@@ -472,12 +549,15 @@ impl LoadedVersion {
         result
     }
 
-    /// The prediction, and the store it ran in (none when the inputs were
+    /// The prediction under a CPU deadline of `deadline` (at most the
+    /// version's own), and the store it ran in (none when the inputs were
     /// refused before any instance was taken), for the caller to tear down.
+    /// Its time counts in the version's [`CallCost`].
     fn predict_with(
         &self,
         inputs: Vec<protocol::Tensor>,
         spares: Spares,
+        deadline: Duration,
     ) -> (
         Result<Vec<protocol::Tensor>, PredictError>,
         Option<CallStore>,
@@ -485,14 +565,17 @@ impl LoadedVersion {
         if let Err(err) = self.check_inputs(&inputs) {
             return (Err(err), None);
         }
+        let started = Instant::now();
+        let elements = elements(&inputs);
         let inputs: Vec<bindings::Tensor> = inputs.into_iter().map(bindings::to_wit).collect();
-        let (outputs, call) = self.call_predict(&inputs, spares);
+        let (outputs, call) = self.call_predict(&inputs, spares, deadline);
         let result = outputs.and_then(|outputs| {
             let outputs: Vec<protocol::Tensor> =
                 outputs.into_iter().map(bindings::from_wit).collect();
             self.check_outputs(&outputs)?;
             Ok(outputs)
         });
+        self.cost.record(started.elapsed(), elements);
         (result, call)
     }
 
@@ -500,6 +583,7 @@ impl LoadedVersion {
         &self,
         inputs: &[bindings::Tensor],
         spares: Spares,
+        deadline: Duration,
     ) -> (
         Result<Vec<bindings::Tensor>, PredictError>,
         Option<CallStore>,
@@ -514,11 +598,12 @@ impl LoadedVersion {
                 mut call, model, ..
             }) => {
                 // The deadline counts from the call, not from the making.
-                call.restart_deadline();
+                call.start_deadline_within(deadline);
                 (call, model)
             }
             None => {
                 let mut call = self.sandbox.store_of(code.tier, self.limits);
+                call.start_deadline_within(deadline);
                 match code.pre.instantiate(&mut call.store) {
                     Ok(model) => (call, model),
                     Err(err) => {
@@ -873,6 +958,57 @@ mod tests {
             let actual = outputs.iter().find(|t| t.name == expected.name).unwrap();
             protocol::tensors_close(expected, actual, example.tolerance).unwrap();
         }
+    }
+
+    #[test]
+    fn call_cost_scales_with_elements_and_follows_the_latest_calls() {
+        let cost = CallCost::default();
+        assert_eq!(cost.estimate(1), None, "no call measured yet");
+        cost.record(Duration::from_micros(40), 4);
+        assert_eq!(cost.estimate(1), Some(Duration::from_micros(10)));
+        assert_eq!(cost.estimate(100), Some(Duration::from_micros(1000)));
+        // No inputs count as one element, not as a free call.
+        assert_eq!(cost.estimate(0), Some(Duration::from_micros(10)));
+        // A long call raises the estimate at once; quick ones bring it back.
+        cost.record(Duration::from_millis(10), 1);
+        let raised = cost.estimate(1).unwrap();
+        assert!(raised > Duration::from_millis(1), "{raised:?}");
+        for _ in 0..60 {
+            cost.record(Duration::from_micros(10), 1);
+        }
+        let back = cost.estimate(1).unwrap();
+        assert!(back < Duration::from_micros(11), "{back:?}");
+    }
+
+    /// A version's calls, the checks of its examples at load included, tell
+    /// the server how long its next call should take; a call under a shorter
+    /// deadline than the version's answers as any other.
+    #[test]
+    fn calls_measure_the_expected_call_time() {
+        let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+        let model = anomaly_detection(&sandbox, Duration::from_secs(10));
+        let example = model.manifest.examples[0].clone();
+        let before = model
+            .expected_call_time(&example.inputs)
+            .expect("the examples' checks measured the calls");
+        assert!(before > Duration::ZERO);
+        let (outputs, spent) =
+            model.predict_within(example.inputs.clone(), Duration::from_millis(500));
+        drop(spent);
+        let outputs = outputs.unwrap();
+        for expected in &example.outputs {
+            let actual = outputs.iter().find(|t| t.name == expected.name).unwrap();
+            protocol::tensors_close(expected, actual, example.tolerance).unwrap();
+        }
+        // Twice the elements, twice the time.
+        let mut doubled = example.inputs.clone();
+        doubled.extend(example.inputs.clone());
+        let one = model.expected_call_time(&example.inputs).unwrap();
+        let two = model.expected_call_time(&doubled).unwrap();
+        assert!(
+            two.abs_diff(2 * one) <= Duration::from_nanos(2),
+            "{one:?} {two:?}"
+        );
     }
 
     /// The server's path answers once, with what `predict` gives, whether

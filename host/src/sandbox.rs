@@ -286,14 +286,24 @@ pub struct CallStore {
     pub store: Store<CallState>,
     hit_memory_cap: Arc<AtomicBool>,
     limits: CallLimits,
+    /// The CPU deadline in force: the limits' own, or a shorter one set by
+    /// [`CallStore::start_deadline_within`].
+    deadline: Duration,
 }
 
 impl CallStore {
     /// Start the call's CPU deadline again from now, for a store that serves
     /// another call (the benchmark's warm instance).
     pub fn restart_deadline(&mut self) {
-        self.store
-            .set_epoch_deadline(deadline_ticks(self.limits.deadline));
+        self.start_deadline_within(self.limits.deadline);
+    }
+
+    /// Start the call's CPU deadline from now: `within`, or the limits' own
+    /// deadline when that is shorter. A call past it traps, and
+    /// [`CallStore::classify`] names the deadline that stopped it.
+    pub fn start_deadline_within(&mut self, within: Duration) {
+        self.deadline = within.min(self.limits.deadline);
+        self.store.set_epoch_deadline(deadline_ticks(self.deadline));
     }
 
     /// Turn a wasmtime error from this store into a [`CallError`] that says
@@ -306,7 +316,7 @@ impl CallStore {
         }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallError::Deadline {
-                deadline: self.limits.deadline,
+                deadline: self.deadline,
             },
             Some(trap) => CallError::Trap(format!("{trap}: {err:#}")),
             None => CallError::Trap(format!("{err:#}")),
@@ -676,6 +686,7 @@ impl Sandbox {
             store,
             hit_memory_cap,
             limits,
+            deadline: limits.deadline,
         }
     }
 

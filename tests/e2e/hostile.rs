@@ -188,6 +188,38 @@ fn winch_code_hits_the_deadline_and_the_memory_cap_too() {
     assert!(s.is_running());
 }
 
+/// A call the server expects to be short runs on the thread that received
+/// its request, under a deadline of its own (10 ms). One that runs past it
+/// there was misjudged: it is stopped, run again on a blocking thread under
+/// the model's whole deadline, and the server says so in its log.
+#[test]
+fn a_call_misjudged_as_short_runs_again_under_the_whole_deadline() {
+    let repo = repo_with_hostiles();
+    // The longest allowed: a test build's calls are slower than a release's.
+    let (_config, mut s) = start_configured(&repo, 250, "inline_below_us = 1000\n");
+    // Quick calls, from which the server learns that trap's calls are short.
+    for _ in 0..20 {
+        let r = s.infer("trap", &trap_request(7)).expect(200).json();
+        assert_eq!(output(&r, "y").2, vec![json!(7)]);
+    }
+    let reply = s.infer("trap", &trap_request(5)).expect(500);
+    // The whole deadline stopped it, not the short one.
+    assert!(
+        reply.error().contains("deadline of 250 ms"),
+        "{}",
+        reply.body
+    );
+    let log = s.stderr();
+    assert!(
+        log.contains(
+            "trap 1.0.0: a call ran past the 10 ms allowed on an I/O thread; running it again on a blocking thread"
+        ),
+        "the looping call was not run on the receiving thread first, or not run again; stderr:\n{log}"
+    );
+    still_serving(&s);
+    assert!(s.is_running());
+}
+
 #[test]
 fn traps_fail_one_request_each() {
     let repo = repo_with_hostiles();

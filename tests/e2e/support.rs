@@ -402,7 +402,7 @@ pub fn trap_manifest() -> Value {
             "mode",
             "INT64",
             &[1],
-            "How to fail: 0 panic, 1 unreachable, 2 stack overflow, 3 out-of-bounds access, 4 model failure; else answer.",
+            "How to fail: 0 panic, 1 unreachable, 2 stack overflow, 3 out-of-bounds access, 4 model failure, 5 loop until stopped; else answer.",
         )],
         vec![tensor_spec(
             "y",

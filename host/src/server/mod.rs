@@ -19,6 +19,7 @@ mod error;
 mod infer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,6 +33,7 @@ use tokio::sync::Semaphore;
 use trademl_sdk::protocol::{MetadataTensor, ModelMetadataResponse, ServerMetadataResponse};
 
 pub use error::AppError;
+pub use infer::INLINE_DEADLINE;
 
 use crate::model::LoadedVersion;
 use crate::repository::Repository;
@@ -49,13 +51,47 @@ pub struct AppState {
     /// Bounds the calls running at once to the instance pool's size. A call
     /// holds its permit until its instance is torn down, after the answer.
     pub calls: Arc<Semaphore>,
+    /// How calls are run.
+    pub policy: CallPolicy,
+}
+
+/// Calls expected to take at most this long run on the thread that received
+/// their request, by default: 100 µs, the longest a task of an async runtime
+/// should run between two awaits (tokio's guidance: 10 to 100 µs).
+pub const INLINE_BELOW: Duration = Duration::from_micros(100);
+
+/// The longest [`CallPolicy::inline_below`] accepted: 1 ms, a tenth of
+/// [`INLINE_DEADLINE`].
+pub const INLINE_BELOW_MAX: Duration = Duration::from_millis(1);
+
+/// How the server runs its calls.
+#[derive(Clone, Copy, Debug)]
+pub struct CallPolicy {
+    /// How many calls may run at once (more wait for a place).
+    pub max_concurrent: usize,
+    /// A call this version's calls say should take at most this long runs
+    /// on the runtime thread that received the request; others run on a
+    /// blocking thread. Zero: every call on a blocking thread. See
+    /// [`crate::model::LoadedVersion::expected_call_time`].
+    pub inline_below: Duration,
+}
+
+impl CallPolicy {
+    /// `max_concurrent` calls at once, short ones on the receiving thread.
+    pub fn new(max_concurrent: usize) -> CallPolicy {
+        CallPolicy {
+            max_concurrent,
+            inline_below: INLINE_BELOW,
+        }
+    }
 }
 
 /// The router, with its state. Tests drive it without a socket.
-pub fn app(repo: Arc<Repository>, max_concurrent_calls: usize) -> Router {
+pub fn app(repo: Arc<Repository>, policy: CallPolicy) -> Router {
     let state = Arc::new(AppState {
         repo,
-        calls: Arc::new(Semaphore::new(max_concurrent_calls.max(1))),
+        calls: Arc::new(Semaphore::new(policy.max_concurrent.max(1))),
+        policy,
     });
     let infer_routes = Router::new()
         .route("/v2/models/{name}/infer", post(infer::infer))
@@ -278,7 +314,7 @@ mod tests {
         })
         .unwrap();
         let repo = Repository::open(dir.path(), sandbox, Duration::from_secs(1)).unwrap();
-        (dir, app(Arc::new(repo), 4))
+        (dir, app(Arc::new(repo), CallPolicy::new(4)))
     }
 
     async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {

@@ -2,7 +2,9 @@
 //!
 //! mode 0: a Rust panic; 1: the `unreachable` instruction; 2: unbounded
 //! recursion (stack overflow); 3: an out-of-bounds memory access; 4: no trap
-//! at all, a typed model failure; any other value: a normal answer
+//! at all, a typed model failure; 5: a loop that runs until the sandbox's
+//! deadline stops it (a model whose time depends on its input, which the
+//! server expected to be quick); any other value: a normal answer
 //! (`y = mode`).
 
 // Only the wasm32 build exports the model; a native build (cargo test --workspace) leaves it unused.
@@ -31,7 +33,7 @@ impl Model for Trap {
                 name: "mode".to_string(),
                 datatype: Datatype::Int64,
                 shape: vec![1],
-                description: "How to fail: 0 panic, 1 unreachable, 2 stack overflow, 3 out-of-bounds access, 4 model failure; else answer."
+                description: "How to fail: 0 panic, 1 unreachable, 2 stack overflow, 3 out-of-bounds access, 4 model failure, 5 loop until stopped; else answer."
                     .to_string(),
             }],
             outputs: vec![TensorSpec {
@@ -64,6 +66,13 @@ impl Model for Trap {
                 return Err(Error::ModelFailure(
                     "the trap test model fails on purpose".to_string(),
                 ));
+            }
+            5 => {
+                let mut counter = std::hint::black_box(mode as u64);
+                while std::hint::black_box(counter) != 0 {
+                    counter = counter.wrapping_mul(6364136223846793005).wrapping_add(1) | 1;
+                }
+                return Ok(vec![int_tensor(counter as i64)]);
             }
             _ => {}
         }
