@@ -1,7 +1,8 @@
 #!/bin/bash
 # usage: httpab.sh BIN MODEL BODY
-BIN=$1; M=$2; D=$3; O=/work/main/target/bench-tools/bin/oha
-$BIN serve --models /work/main/models --listen 127.0.0.1:18081 > /tmp/srv-ab.log 2>&1 &
+# Run from the repository root, after `cargo build --release -p trademl` and with oha in target/bench-tools (scripts/bench installs it).
+BIN=$1; M=$2; D=$3; O=target/bench-tools/bin/oha
+$BIN serve --models models --listen 127.0.0.1:18081 > /tmp/srv-ab.log 2>&1 &
 SP=$!
 for i in $(seq 50); do curl -sf localhost:18081/v2/health/ready >/dev/null && break; sleep 0.2; done
 sleep 1
