@@ -121,42 +121,57 @@ pub struct LoadedVersion {
     cost: CallCost,
 }
 
-/// What a version's calls have taken lately, per element of their inputs:
-/// an average over the calls that weighs the latest most, from which the
-/// server judges whether a call is short enough to run on the thread that
-/// received its request (see [`LoadedVersion::expected_call_time`]).
+/// What a version's calls have taken lately, and how many input elements
+/// they had: averages over the calls that weigh the latest most, from which
+/// the server judges whether a call is short enough to run on the thread
+/// that received its request (see [`LoadedVersion::expected_call_time`]).
 ///
-/// Per element, counting a call's fixed cost in each of its elements, the
-/// estimate for a large request from small ones runs high, never low. The
-/// average is updated without a lock: two calls ending together may lose one
-/// of their samples, which an estimate can afford.
+/// A request is expected to take the average call's time, scaled up in
+/// proportion when it has more elements than the average call, never down.
+/// For any cost of the form `fixed + per_element × elements` (both at least
+/// 0) that is never less than the request's own cost: with more elements
+/// than average, the scaled fixed part only grows; with fewer, the average
+/// call's per-element part is the larger. A model called with large batches
+/// is therefore not expected to answer one row in a batch's time divided by
+/// its rows, nor a quick model to answer a batch in one row's time.
+///
+/// The averages are updated without a lock: two calls ending together may
+/// lose a sample, or pair one call's time with another's size, which an
+/// estimate can afford.
 #[derive(Default)]
 struct CallCost {
-    /// Nanoseconds per element, as `f64` bits; 0 before the first call.
-    ns_per_element: AtomicU64,
+    /// The average call's nanoseconds, as `f64` bits; 0 before any call.
+    nanos: AtomicU64,
+    /// The average call's input elements (at least 1), as `f64` bits.
+    elements: AtomicU64,
 }
 
 impl CallCost {
-    /// The weight of the latest call in the average.
+    /// The weight of the latest call in the averages.
     const WEIGHT: f64 = 1.0 / 8.0;
 
     fn record(&self, took: Duration, elements: usize) {
-        let sample = took.as_nanos() as f64 / elements.max(1) as f64;
-        let before = f64::from_bits(self.ns_per_element.load(Ordering::Relaxed));
-        let after = if before == 0.0 {
-            sample
-        } else {
-            before + Self::WEIGHT * (sample - before)
+        let average = |field: &AtomicU64, sample: f64| {
+            let before = f64::from_bits(field.load(Ordering::Relaxed));
+            let after = if before == 0.0 {
+                sample
+            } else {
+                before + Self::WEIGHT * (sample - before)
+            };
+            // Never 0 once a call was measured.
+            field.store(after.max(f64::MIN_POSITIVE).to_bits(), Ordering::Relaxed);
         };
-        // Never 0 once a call was measured.
-        let after = after.max(f64::MIN_POSITIVE);
-        self.ns_per_element
-            .store(after.to_bits(), Ordering::Relaxed);
+        average(&self.elements, elements.max(1) as f64);
+        average(&self.nanos, took.as_nanos() as f64);
     }
 
     fn estimate(&self, elements: usize) -> Option<Duration> {
-        let ns = f64::from_bits(self.ns_per_element.load(Ordering::Relaxed));
-        (ns > 0.0).then(|| Duration::from_nanos((ns * elements.max(1) as f64) as u64))
+        let nanos = f64::from_bits(self.nanos.load(Ordering::Relaxed));
+        let average = f64::from_bits(self.elements.load(Ordering::Relaxed));
+        (nanos > 0.0 && average > 0.0).then(|| {
+            let scale = (elements.max(1) as f64 / average).max(1.0);
+            Duration::from_nanos((nanos * scale) as u64)
+        })
     }
 }
 
@@ -470,8 +485,10 @@ impl LoadedVersion {
     }
 
     /// How long a call with these inputs should take, from what this
-    /// version's calls have taken per input element lately (the checks of
-    /// its examples at load included); None before any call was measured.
+    /// version's calls have taken lately (the checks of its examples at load
+    /// included): their average time, scaled up for inputs with more
+    /// elements than their average, never down (see `CallCost`); None
+    /// before any call was measured.
     pub fn expected_call_time(&self, inputs: &[protocol::Tensor]) -> Option<Duration> {
         self.cost.estimate(elements(inputs))
     }
@@ -961,23 +978,56 @@ mod tests {
     }
 
     #[test]
-    fn call_cost_scales_with_elements_and_follows_the_latest_calls() {
+    fn call_cost_scales_up_with_elements_and_follows_the_latest_calls() {
         let cost = CallCost::default();
         assert_eq!(cost.estimate(1), None, "no call measured yet");
         cost.record(Duration::from_micros(40), 4);
-        assert_eq!(cost.estimate(1), Some(Duration::from_micros(10)));
+        // A request of the average call's size, or smaller: its time.
+        assert_eq!(cost.estimate(4), Some(Duration::from_micros(40)));
+        assert_eq!(cost.estimate(1), Some(Duration::from_micros(40)));
+        assert_eq!(cost.estimate(0), Some(Duration::from_micros(40)));
+        // Larger: in proportion.
         assert_eq!(cost.estimate(100), Some(Duration::from_micros(1000)));
-        // No inputs count as one element, not as a free call.
-        assert_eq!(cost.estimate(0), Some(Duration::from_micros(10)));
         // A long call raises the estimate at once; quick ones bring it back.
-        cost.record(Duration::from_millis(10), 1);
-        let raised = cost.estimate(1).unwrap();
+        cost.record(Duration::from_millis(10), 4);
+        let raised = cost.estimate(4).unwrap();
         assert!(raised > Duration::from_millis(1), "{raised:?}");
         for _ in 0..60 {
-            cost.record(Duration::from_micros(10), 1);
+            cost.record(Duration::from_micros(40), 4);
         }
-        let back = cost.estimate(1).unwrap();
-        assert!(back < Duration::from_micros(11), "{back:?}");
+        let back = cost.estimate(4).unwrap();
+        assert!(back < Duration::from_micros(41), "{back:?}");
+    }
+
+    /// Whatever mix of sizes a version is called with, a request is never
+    /// expected to take less than it does, when a call costs a fixed part
+    /// and a part per element.
+    #[test]
+    fn call_cost_never_expects_less_than_a_fixed_plus_per_element_cost() {
+        let cost_of = |n: usize| Duration::from_nanos(5_000 + 30 * n as u64);
+        for mix in [
+            &[1_usize][..],
+            &[1000],
+            &[1, 1000],
+            &[2, 2, 2, 200],
+            &[500, 7, 64],
+        ] {
+            let cost = CallCost::default();
+            for _ in 0..40 {
+                for &n in mix {
+                    cost.record(cost_of(n), n);
+                }
+            }
+            for n in [1, 2, 7, 64, 200, 500, 1000, 5000] {
+                let expected = cost.estimate(n).unwrap();
+                // A nanosecond for the averages' rounding.
+                assert!(
+                    expected + Duration::from_nanos(1) >= cost_of(n),
+                    "calls of {mix:?} elements: {n} expected to take {expected:?}, takes {:?}",
+                    cost_of(n)
+                );
+            }
+        }
     }
 
     /// A version's calls, the checks of its examples at load included, tell
@@ -1000,15 +1050,15 @@ mod tests {
             let actual = outputs.iter().find(|t| t.name == expected.name).unwrap();
             protocol::tensors_close(expected, actual, example.tolerance).unwrap();
         }
-        // Twice the elements, twice the time.
+        // More elements are never expected to be quicker, and twice the
+        // elements at most twice as long.
         let mut doubled = example.inputs.clone();
         doubled.extend(example.inputs.clone());
+        let none = model.expected_call_time(&[]).unwrap();
         let one = model.expected_call_time(&example.inputs).unwrap();
         let two = model.expected_call_time(&doubled).unwrap();
-        assert!(
-            two.abs_diff(2 * one) <= Duration::from_nanos(2),
-            "{one:?} {two:?}"
-        );
+        assert!(none <= one && one <= two, "{none:?} {one:?} {two:?}");
+        assert!(two <= 2 * one + Duration::from_nanos(2), "{one:?} {two:?}");
     }
 
     /// The server's path answers once, with what `predict` gives, whether
