@@ -36,6 +36,8 @@
 //! }
 //!
 //! trademl_sdk::export_model!(Doubler);
+//! // Optional: a bump allocator for the one call an instance serves.
+//! trademl_sdk::use_call_arena!();
 //!
 //! // The same code runs natively, e.g. in unit tests and trainers:
 //! let out = Doubler::predict(vec![tensor::fp64("x", vec![2], vec![1.0, 2.5])]).unwrap();
@@ -66,7 +68,7 @@
 //!
 //! | feature    | default | what it gives                                              |
 //! |------------|---------|------------------------------------------------------------|
-//! | `guest`    | yes     | `bindings`, `Model`, `export_model!`, `tensor`    |
+//! | `guest`    | yes     | `bindings`, `Model`, `export_model!`, `tensor`, `CallArena` and `use_call_arena!` |
 //! | `artifact` | no      | `protocol`, `wasm`, `manifest`, `signing`, `ArtifactError` |
 //!
 //! [`trees`] (decision-tree ensembles written as static tables) needs no feature.
@@ -95,7 +97,8 @@ macro_rules! export_model {
 }
 #[cfg(feature = "guest")]
 pub use guest::{
-    Datatype, Error, Model, ModelMetadata, Tensor, TensorData, TensorSpec, bindings, tensor,
+    CallArena, Datatype, Error, Model, ModelMetadata, Tensor, TensorData, TensorSpec, bindings,
+    tensor,
 };
 
 pub mod trees;

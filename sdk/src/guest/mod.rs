@@ -19,8 +19,10 @@ pub mod bindings {
     });
 }
 
+pub mod arena;
 pub mod tensor;
 
+pub use arena::CallArena;
 pub use bindings::exports::trademl::model::predict::Guest as Model;
 pub use bindings::trademl::model::types::{
     Datatype, Error, ModelMetadata, Tensor, TensorData, TensorSpec,
