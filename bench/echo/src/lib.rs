@@ -116,6 +116,7 @@ impl Model for Echo {
 
 #[cfg(target_arch = "wasm32")]
 trademl_sdk::export_model!(Echo);
+trademl_sdk::use_call_arena!();
 
 #[cfg(test)]
 mod tests {
