@@ -950,7 +950,7 @@ mod tests {
     fn anomaly_detection(sandbox: &Arc<Sandbox>, deadline: Duration) -> LoadedVersion {
         let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
         let trust = TrustStore::load(&models.join("trust")).unwrap();
-        let bytes = std::fs::read(models.join("anomaly-detection/1.0.0.wasm")).unwrap();
+        let bytes = std::fs::read(models.join("anomaly-detection/1.0.1.wasm")).unwrap();
         LoadedVersion::load(sandbox, &bytes, &trust, deadline).unwrap()
     }
 

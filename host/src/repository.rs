@@ -583,7 +583,7 @@ mod tests {
         let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
         let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
         let trust = TrustStore::load(&models.join("trust")).unwrap();
-        let bytes = std::fs::read(models.join("anomaly-detection/1.0.0.wasm")).unwrap();
+        let bytes = std::fs::read(models.join("anomaly-detection/1.0.1.wasm")).unwrap();
         ["1.0.0", "2.0.0"]
             .into_iter()
             .map(|v| {

@@ -60,6 +60,7 @@ impl Model for AnomalyDetection {
 // cdylib; the trait implementation above still builds (and is tested) natively.
 #[cfg(target_arch = "wasm32")]
 trademl_sdk::export_model!(AnomalyDetection);
+trademl_sdk::use_call_arena!();
 
 #[cfg(test)]
 mod tests {
@@ -123,7 +124,7 @@ mod tests {
         let m = AnomalyDetection::metadata();
         assert_eq!(
             (m.name.as_str(), m.version.as_str()),
-            ("anomaly-detection", "1.0.0")
+            ("anomaly-detection", "1.0.1")
         );
         assert_eq!(m.description, model::builtin_description());
         let names: Vec<_> = m

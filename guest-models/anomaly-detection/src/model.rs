@@ -23,7 +23,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/anomaly-detection`).
 pub const NAME: &str = "anomaly-detection";
 /// The model's version.
-pub const VERSION: &str = "1.0.0";
+pub const VERSION: &str = "1.0.1";
 /// The number of variables per reading.
 pub const N_VARIABLES: usize = 2;
 /// The shortest window whose own spread is used; shorter windows use the reference spread.

@@ -69,6 +69,7 @@ impl Model for ChurnModel {
 // cdylib; the trait implementation above still builds (and is tested) natively.
 #[cfg(target_arch = "wasm32")]
 trademl_sdk::export_model!(ChurnModel);
+trademl_sdk::use_call_arena!();
 
 #[cfg(test)]
 mod tests {
@@ -143,7 +144,7 @@ mod tests {
     #[test]
     fn metadata_matches_the_model_module() {
         let m = ChurnModel::metadata();
-        assert_eq!((m.name.as_str(), m.version.as_str()), ("churn", "1.0.3"));
+        assert_eq!((m.name.as_str(), m.version.as_str()), ("churn", "1.0.4"));
         assert_eq!(m.description, model::builtin_description());
         assert_eq!(m.inputs.len(), 4);
         assert_eq!(m.outputs.len(), 4);

@@ -16,7 +16,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/churn`).
 pub const NAME: &str = "churn";
 /// The model's version.
-pub const VERSION: &str = "1.0.3";
+pub const VERSION: &str = "1.0.4";
 /// The number of inputs per customer.
 pub const N_INPUTS: usize = 4;
 /// The number of features the trees split on.

@@ -63,6 +63,7 @@ impl Model for CustomerSegmentation {
 // cdylib; the trait implementation above still builds (and is tested) natively.
 #[cfg(target_arch = "wasm32")]
 trademl_sdk::export_model!(CustomerSegmentation);
+trademl_sdk::use_call_arena!();
 
 #[cfg(test)]
 mod tests {
@@ -143,7 +144,7 @@ mod tests {
         let m = CustomerSegmentation::metadata();
         assert_eq!(
             (m.name.as_str(), m.version.as_str()),
-            ("customer-segmentation", "1.0.1")
+            ("customer-segmentation", "1.0.2")
         );
         assert_eq!(m.description, model::builtin_description());
         let names: Vec<_> = m

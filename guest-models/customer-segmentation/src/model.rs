@@ -12,7 +12,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/customer-segmentation`).
 pub const NAME: &str = "customer-segmentation";
 /// The model's version.
-pub const VERSION: &str = "1.0.1";
+pub const VERSION: &str = "1.0.2";
 /// The number of features per customer.
 pub const N_FEATURES: usize = 4;
 

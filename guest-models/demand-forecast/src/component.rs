@@ -87,6 +87,7 @@ impl Model for DemandForecast {
 // cdylib; the trait implementation above still builds (and is tested) natively.
 #[cfg(target_arch = "wasm32")]
 trademl_sdk::export_model!(DemandForecast);
+trademl_sdk::use_call_arena!();
 
 #[cfg(test)]
 mod tests {

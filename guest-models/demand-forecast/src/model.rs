@@ -24,7 +24,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/demand-forecast`).
 pub const NAME: &str = "demand-forecast";
 /// The model's version.
-pub const VERSION: &str = "2.0.0";
+pub const VERSION: &str = "2.0.1";
 /// Weeks forecast per row.
 pub const HORIZON: usize = 4;
 /// Weeks of history per row, oldest first; the last is the origin week.

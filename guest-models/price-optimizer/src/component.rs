@@ -52,6 +52,7 @@ impl Model for PriceOptimizer {
 // cdylib; the trait implementation above still builds (and is tested) natively.
 #[cfg(target_arch = "wasm32")]
 trademl_sdk::export_model!(PriceOptimizer);
+trademl_sdk::use_call_arena!();
 
 #[cfg(test)]
 mod tests {

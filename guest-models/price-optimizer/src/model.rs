@@ -37,7 +37,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/price-optimizer`).
 pub const NAME: &str = "price-optimizer";
 /// The model's version.
-pub const VERSION: &str = "1.0.1";
+pub const VERSION: &str = "1.0.2";
 /// Default largest price change, a fraction of today's price (sent as a negative `max_change`).
 pub const DEFAULT_MAX_CHANGE: f64 = 0.2;
 /// Default minimum margin, percent of the shelf price (sent as a negative `min_margin_pct`).

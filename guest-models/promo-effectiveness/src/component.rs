@@ -163,6 +163,7 @@ impl Model for PromoModel {
 // cdylib; the trait implementation above still builds (and is tested) natively.
 #[cfg(target_arch = "wasm32")]
 trademl_sdk::export_model!(PromoModel);
+trademl_sdk::use_call_arena!();
 
 #[cfg(test)]
 mod tests {

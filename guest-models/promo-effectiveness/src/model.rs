@@ -31,7 +31,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/promo-effectiveness`).
 pub const NAME: &str = "promo-effectiveness";
 /// The model's version.
-pub const VERSION: &str = "1.0.1";
+pub const VERSION: &str = "1.0.2";
 /// Default fixed cost of one promotion event (tags, handling), in the prices' currency.
 pub const DEFAULT_FIXED_COST: f64 = 5.0;
 /// Default cost of a feature ad covering the whole store-week (scaled by the feature share).

@@ -101,6 +101,7 @@ impl Model for RecommenderModel {
 // cdylib; the trait implementation above still builds (and is tested) natively.
 #[cfg(target_arch = "wasm32")]
 trademl_sdk::export_model!(RecommenderModel);
+trademl_sdk::use_call_arena!();
 
 #[cfg(test)]
 mod tests {
@@ -203,7 +204,7 @@ mod tests {
         let m = RecommenderModel::metadata();
         assert_eq!(
             (m.name.as_str(), m.version.as_str()),
-            ("recommender", "1.0.0")
+            ("recommender", "1.0.1")
         );
         assert_eq!(m.description, model::builtin_description());
         let names: Vec<_> = m

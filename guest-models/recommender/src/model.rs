@@ -19,7 +19,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/recommender`).
 pub const NAME: &str = "recommender";
 /// The model's version.
-pub const VERSION: &str = "1.0.0";
+pub const VERSION: &str = "1.0.1";
 /// The number of recommended products per request.
 pub const TOP_K: usize = 10;
 /// The number of features of a (customer, product) pair.

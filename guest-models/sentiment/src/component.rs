@@ -55,6 +55,7 @@ impl Model for Sentiment {
 // cdylib; the trait implementation above still builds (and is tested) natively.
 #[cfg(target_arch = "wasm32")]
 trademl_sdk::export_model!(Sentiment);
+trademl_sdk::use_call_arena!();
 
 #[cfg(test)]
 mod tests {
@@ -119,7 +120,7 @@ mod tests {
         let m = Sentiment::metadata();
         assert_eq!(
             (m.name.as_str(), m.version.as_str()),
-            ("sentiment", "1.0.0")
+            ("sentiment", "1.0.1")
         );
         assert_eq!(m.description, model::builtin_description());
         let names: Vec<_> = m

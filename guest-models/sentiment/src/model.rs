@@ -12,7 +12,7 @@ use crate::weights;
 /// The model's name, as used in URLs (`/v2/models/sentiment`).
 pub const NAME: &str = "sentiment";
 /// The model's version.
-pub const VERSION: &str = "1.0.0";
+pub const VERSION: &str = "1.0.1";
 /// Only the first this many characters (Unicode scalar values) of a text are read.
 pub const MAX_CHARS: usize = 20_000;
 /// Dense features after the hash buckets: the VADER compound score (times the blend weight).
