@@ -245,10 +245,14 @@ pub struct CallLimiter {
 impl ResourceLimiter for CallLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        // How much memory calls take, for sizing `memory_limit_mib`
+        // (`RUST_LOG=trademl::sandbox=trace`; creating an instance is the
+        // growth from 0).
+        tracing::trace!(current, desired, "linear memory growing");
         if desired > self.max_memory_bytes {
             self.hit_memory_cap.store(true, Ordering::Relaxed);
             // Trap rather than return -1 from memory.grow: a guest's allocator
