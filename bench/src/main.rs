@@ -322,6 +322,41 @@ fn memory_json(m: Memory) -> Value {
     json!({ "rss_mib": m.rss_kib as f64 / 1024.0, "pss_mib": m.pss_kib as f64 / 1024.0, "processes": m.processes })
 }
 
+/// The settings `trademl serve` started with, defaults included, from the
+/// line it logs when it opens its repository: the JSON records what was
+/// measured, not only the flags the bench passed.
+fn server_settings(log: &Path) -> Result<Value> {
+    const LINE: &str = "opening the model repository";
+    const KEYS: [&str; 5] = [
+        "pooling",
+        "max_memory_mib",
+        "max_instances",
+        "deadline_ms",
+        "inline_below_us",
+    ];
+    let text = std::fs::read_to_string(log)
+        .with_context(|| format!("reading the server's log {}", log.display()))?;
+    let line = text.lines().find(|l| l.contains(LINE)).with_context(|| {
+        format!(
+            "the server's log {} has no line \"{LINE}\" with its settings",
+            log.display()
+        )
+    })?;
+    let mut settings = serde_json::Map::new();
+    for field in line.split_whitespace() {
+        if let Some((key, value)) = field.split_once('=')
+            && KEYS.contains(&key)
+        {
+            let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+            settings.insert(key.to_string(), value);
+        }
+    }
+    if let Some(missing) = KEYS.iter().find(|k| !settings.contains_key(**k)) {
+        bail!("the server's settings line names no {missing}: {line}");
+    }
+    Ok(Value::Object(settings))
+}
+
 /// The distinct lines a log gained after `offset` bytes (timestamps cut
 /// off), each with how often it came, most frequent first; at most ten.
 fn logged_since(log: &Path, offset: u64) -> Vec<String> {
@@ -449,7 +484,10 @@ fn serve_trademl(
             "trademl serve",
             &program,
             &serve_args,
-            &[("RUST_LOG", "warn")],
+            // Info for the start line with the settings in force
+            // (`server_settings`) and the rare events worth keeping; the
+            // server logs nothing per request at this level.
+            &[("RUST_LOG", "warn,trademl=info")],
             &args.logs.join(log),
             &format!("{base}/v2/health/ready"),
             Duration::from_secs(120),
@@ -461,6 +499,8 @@ fn serve_trademl(
     // which the cache then holds, the second start loads them from the cache.
     let cold_started = Instant::now();
     let (server, cold_start) = start("trademl-cold.log")?;
+    let settings = server_settings(&args.logs.join("trademl-cold.log"))?;
+    println!("  server settings: {settings}");
     // Every model the server loaded, not only those measured (`--model`):
     // a model left compiling in the background would be compiled again
     // after the restart, beside the measurements.
@@ -521,6 +561,7 @@ fn serve_trademl(
     );
     Ok(json!({
         "server": "trademl serve",
+        "server_settings": settings,
         "pid_processes": idle.processes,
         "start_cold_ms": cold_start.as_secs_f64() * 1e3,
         "start_cold_until_cranelift_ms": cold_cranelift.as_secs_f64() * 1e3,
@@ -832,6 +873,34 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_795_654_861), "2026-11-26T01:01:01Z");
+    }
+
+    #[test]
+    fn the_server_settings_come_from_its_start_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        std::fs::write(
+            &log,
+            "2026-11-28T14:21:44.1Z  INFO trademl: opening the model repository models=/tmp/m \
+             pooling=true max_memory_mib=2048 max_instances=8 deadline_ms=2000 inline_below_us=100\n\
+             2026-11-28T14:21:46.0Z  INFO trademl: serving models=[\"a\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            server_settings(&log).unwrap(),
+            json!({"pooling": true, "max_memory_mib": 2048, "max_instances": 8,
+                   "deadline_ms": 2000, "inline_below_us": 100})
+        );
+        std::fs::write(
+            &log,
+            "INFO trademl: opening the model repository pooling=true max_memory_mib=2048\n",
+        )
+        .unwrap();
+        let err = server_settings(&log).unwrap_err().to_string();
+        assert!(err.contains("no max_instances"), "{err}");
+        std::fs::write(&log, "INFO trademl: serving\n").unwrap();
+        let err = server_settings(&log).unwrap_err().to_string();
+        assert!(err.contains("has no line"), "{err}");
     }
 
     #[test]

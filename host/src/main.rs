@@ -410,6 +410,7 @@ fn serve(config: ServeConfig) -> Result<()> {
             models = %config.models.display(),
             pooling = sandbox.pooling(),
             max_memory_mib = config.sandbox.max_memory_mib,
+            max_instances = config.sandbox.max_instances,
             deadline_ms = config.deadline.as_millis() as u64,
             inline_below_us = config.inline_below.as_micros() as u64,
             "opening the model repository"
