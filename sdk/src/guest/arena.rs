@@ -1,30 +1,5 @@
-//! A bump allocator in front of the system allocator, for a component that
-//! lives for one call.
-//!
-//! trademl instantiates a model afresh for every request and throws the
-//! instance away after it, memory and all. The allocator Rust's standard
-//! library brings to `wasm32-wasip2` (wasi-libc's `dlmalloc`) keeps free lists
-//! for reuse that, in a one-call instance, mostly never comes; a one-row
-//! prediction makes a few dozen small allocations (the inputs lowered into the
-//! guest, the outputs built, then freed by the post-return), and their
-//! bookkeeping was a measurable share of the call (docs/benchmarks.md, "The
-//! eighteenth round").
-//!
-//! [`CallArena`] serves allocations from a chunk of [`CHUNK`] bytes of its
-//! own, a zero-filled static in the component's initial memory (so no
-//! `memory.grow`, which costs a one-row call more than the bookkeeping it
-//! saves), by moving a pointer up. Only the most recent block is given back
-//! (so a `Vec` or `String` at the top grows in place); the rest of the chunk
-//! is left to the instance's end. What does not fit goes to the system
-//! allocator, as without the arena. A call thus holds at most [`CHUNK`] bytes
-//! more than it would without it, however much it allocates and frees: small
-//! calls run on the arena, large ones on `dlmalloc`, whose reuse of freed
-//! memory they need.
-//!
-//! A model opts in with [`use_call_arena!`](crate::use_call_arena). Memory the
-//! arena gives back is reused only from its top, so an instance that served
-//! call after call (which trademl's host never does) would run the chunk down
-//! and continue on the system allocator.
+//! [`CallArena`], a bump allocator in front of the system allocator for a
+//! component that lives for one call, and [`use_call_arena!`](crate::use_call_arena).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::{Cell, UnsafeCell};
@@ -32,8 +7,8 @@ use core::mem::MaybeUninit;
 use core::ptr;
 use std::alloc::System;
 
-/// The bytes of the arena's chunk: enough for a one-row request of every
-/// first-party model, and for 100 rows of most.
+/// The bytes of the arena's chunk: one page of WebAssembly memory, which the
+/// chunk adds to a component's initial memory.
 pub const CHUNK: usize = 64 << 10;
 
 /// The chunk, aligned for any first-party allocation (a block that asks for
@@ -41,8 +16,33 @@ pub const CHUNK: usize = 64 << 10;
 #[repr(C, align(16))]
 struct Chunk([MaybeUninit<u8>; CHUNK]);
 
-/// A bump allocator over one chunk, in front of the system allocator; see the
-/// [module](self) documentation.
+/// A bump allocator in front of the system allocator, for a component that
+/// lives for one call.
+///
+/// trademl instantiates a model afresh for every request and throws the
+/// instance away after it, memory and all. The allocator Rust's standard
+/// library brings to `wasm32-wasip2` (wasi-libc's `dlmalloc`) keeps free lists
+/// for reuse that, in a one-call instance, mostly never comes; a one-row
+/// prediction makes many small allocations (at least 18 for
+/// anomaly-detection's: the inputs lowered into the guest, the outputs built,
+/// then freed by the post-return), and their
+/// bookkeeping was a measurable share of the call (docs/benchmarks.md, "The
+/// eighteenth round").
+///
+/// `CallArena` serves allocations from a chunk of 64 KiB of its own, a static
+/// in the component's initial memory (so no `memory.grow`, which costs a
+/// one-row call more than the bookkeeping it saves), by moving a pointer up.
+/// Only the most recent block is given back (so a `Vec` or `String` at the
+/// top grows in place); the rest of the chunk is left to the instance's end.
+/// What does not fit goes to the system allocator, as without the arena. A
+/// call thus holds at most 64 KiB more than it would without it, however much
+/// it allocates and frees: small calls run on the arena, large ones on
+/// `dlmalloc`, whose reuse of freed memory they need.
+///
+/// A model opts in with [`use_call_arena!`](crate::use_call_arena). Memory
+/// the arena gives back is reused only from its top, so an instance that
+/// served call after call (which trademl's host never does) would run the
+/// chunk down and continue on the system allocator.
 pub struct CallArena {
     chunk: UnsafeCell<Chunk>,
     /// The offset of the chunk's next free byte.
