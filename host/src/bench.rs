@@ -843,8 +843,9 @@ struct Series {
 
 /// How many calls one warm instance serves before the bench makes another.
 /// A model built with the SDK's `CallArena`, which counts on an instance
-/// serving one call, gives back little of what a call allocated, so an
-/// instance reused without end would reach the model's memory cap.
+/// serving one call, gives back little of its chunk, so an instance reused
+/// without end would run the chunk down and go on with the system allocator:
+/// not the calls the series stands for.
 const WARM_INSTANCE_CALLS: usize = 32;
 
 /// Run `inputs` through the sandbox as the server does, natively when
