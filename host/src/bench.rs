@@ -29,8 +29,10 @@ use crate::model::{LoadedVersion, PredictError};
 use crate::repository::Repository;
 use crate::sandbox::{Compiler, Sandbox, SandboxConfig, TIERED_ABOVE, Tier, Tiering};
 
+mod boundary;
 mod echo;
 
+pub use self::boundary::BOUNDARY;
 pub use self::echo::ECHO;
 use self::echo::Echo;
 
@@ -222,6 +224,16 @@ pub struct ModelFigures {
     pub predict_1_row_floor_one_buffer: Summary,
     /// That floor over native, one row, at the median.
     pub floor_one_buffer_over_native_1_row: Option<f64>,
+    /// The least call carrying the one-row request's bytes in and its
+    /// answer's bytes out, bare (`bench/boundary`'s `bytes`): what any
+    /// interface would cost at least.
+    pub predict_1_row_least_call: Summary,
+    /// `1 + least call / native`, one row: the ratio to native code no
+    /// interface could take this model below.
+    pub least_call_bound_over_native_1_row: Option<f64>,
+    /// The least call of all, with no arguments (`bench/boundary`'s
+    /// `nothing`), timed in the one-row series.
+    pub empty_call: Summary,
     /// Rows of the in-process batch.
     pub rows: usize,
     /// What a row of the batch is, for a model whose batch is not its
@@ -251,6 +263,10 @@ pub struct ModelFigures {
     pub predict_rows_floor_one_buffer: Option<Summary>,
     /// That floor over native, `rows` rows, at the median.
     pub floor_one_buffer_over_native_rows: Option<f64>,
+    /// The least call carrying the `rows` request's bytes and its answer's.
+    pub predict_rows_least_call: Option<Summary>,
+    /// `1 + least call / native`, `rows` rows.
+    pub least_call_bound_over_native_rows: Option<f64>,
     /// Why there is no native figure, when there is none.
     pub native_skipped: Option<String>,
     /// One prediction of one row over HTTP on loopback.
@@ -476,28 +492,31 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             )?),
             None => None,
         };
-        let (rows_in_process, rows_native, rows_warm, rows_making, rows_floor, rows_one_buffer) =
-            match rows_series {
-                Some(s) => (
-                    Some(s.sandboxed),
-                    s.native,
-                    Some(s.warm),
-                    Some(s.making_instance),
-                    s.floor,
-                    s.floor_one_buffer,
-                ),
-                None => (None, None, None, None, None, None),
-            };
+        let (rows_in_process, rows_native, rows_warm, rows_making, rows_floors) = match rows_series
+        {
+            Some(s) => (
+                Some(s.sandboxed),
+                s.native,
+                Some(s.warm),
+                Some(s.making_instance),
+                s.floors,
+            ),
+            None => (None, None, None, None, None),
+        };
         let Series {
             sandboxed: in_process,
             native: native_one,
             warm: warm_one,
             making_instance: making_one,
-            floor: floor_one,
-            floor_one_buffer: one_buffer_one,
+            floors,
         } = one_row;
-        let floor_one = floor_one.context("the one-row series has no floor")?;
-        let one_buffer_one = one_buffer_one.context("the one-row series has no floor")?;
+        let floors = floors.context("the one-row series has no floor")?;
+        let (rows_floor, rows_one_buffer, rows_least) = match rows_floors {
+            Some(f) => (Some(f.tensors), Some(f.one_buffer), Some(f.least)),
+            None => (None, None, None),
+        };
+        let (floor_one, one_buffer_one, least_one) =
+            (floors.tensors, floors.one_buffer, floors.least);
         let ratio = |s: Option<&Summary>, n: Option<&Summary>| match (s, n) {
             (Some(s), Some(n)) if n.p50_ms > 0.0 => Some(s.p50_ms / n.p50_ms),
             _ => None,
@@ -513,6 +532,9 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
         let floor_one_buffer_over_native_1_row = ratio(Some(&one_buffer_one), native_one.as_ref());
         let floor_one_buffer_over_native_rows =
             ratio(rows_one_buffer.as_ref(), rows_native.as_ref());
+        let bound = |least: Option<&Summary>, n: Option<&Summary>| ratio(least, n).map(|r| 1.0 + r);
+        let least_call_bound_over_native_1_row = bound(Some(&least_one), native_one.as_ref());
+        let least_call_bound_over_native_rows = bound(rows_least.as_ref(), rows_native.as_ref());
 
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(true)
@@ -571,6 +593,9 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             floor_over_native_1_row,
             predict_1_row_floor_one_buffer: one_buffer_one,
             floor_one_buffer_over_native_1_row,
+            predict_1_row_least_call: least_one,
+            least_call_bound_over_native_1_row,
+            empty_call: floors.nothing,
             rows: options.rows,
             rows_are,
             predict_rows_in_process: rows_in_process,
@@ -584,6 +609,8 @@ pub fn run(options: &BenchOptions) -> Result<Vec<ModelFigures>> {
             floor_over_native_rows,
             predict_rows_floor_one_buffer: rows_one_buffer,
             floor_one_buffer_over_native_rows,
+            predict_rows_least_call: rows_least,
+            least_call_bound_over_native_rows,
             native_skipped,
             predict_1_row_http: Summary::of(&mut http_one),
             batch_rows_per_second: batch_summary
@@ -755,6 +782,11 @@ fn print_figures(f: &ModelFigures) {
         "  the floor, in one buffer each way",
         &f.predict_1_row_floor_one_buffer,
     );
+    row(
+        "  the least call with those bytes",
+        &f.predict_1_row_least_call,
+    );
+    row("  the least call of all (no bytes)", &f.empty_call);
     if let Some(rows) = &f.predict_rows_in_process {
         row(&format!("predict {} rows, in process", f.rows), rows);
     }
@@ -772,6 +804,9 @@ fn print_figures(f: &ModelFigures) {
     }
     if let Some(floor) = &f.predict_rows_floor_one_buffer {
         row("  the floor, in one buffer each way", floor);
+    }
+    if let Some(least) = &f.predict_rows_least_call {
+        row("  the least call with those bytes", least);
     }
     for (what, one_row, rows) in [
         (
@@ -798,6 +833,11 @@ fn print_figures(f: &ModelFigures) {
             "floor in one buffer each way",
             f.floor_one_buffer_over_native_1_row,
             f.floor_one_buffer_over_native_rows,
+        ),
+        (
+            "bound for any interface (1 + least call / native)",
+            f.least_call_bound_over_native_1_row,
+            f.least_call_bound_over_native_rows,
         ),
     ] {
         if let Some(r) = one_row {
@@ -835,10 +875,20 @@ struct Series {
     warm: Summary,
     /// A fresh instance made in the call, as before spares.
     making_instance: Summary,
-    /// The echo component with the same tensors (when given): the floor.
-    floor: Option<Summary>,
+    /// The floors and least calls, when the echo is given.
+    floors: Option<Floors>,
+}
+
+/// The series without the model: the echo's and the boundary's.
+struct Floors {
+    /// The echo component with the same tensors: the floor.
+    tensors: Summary,
     /// The echo component with the same bytes in one buffer each way.
-    floor_one_buffer: Option<Summary>,
+    one_buffer: Summary,
+    /// The boundary component with the request's and the answer's bytes.
+    least: Summary,
+    /// The boundary component's call with no arguments.
+    nothing: Summary,
 }
 
 /// How many calls one warm instance serves before the bench makes another.
@@ -863,8 +913,7 @@ fn series(
         Some(echo) => Some((echo, echo.requests_for(loaded, inputs)?)),
         None => None,
     };
-    let mut floor = Vec::with_capacity(n);
-    let mut floor_one_buffer = Vec::with_capacity(n);
+    let mut floor_steps = Vec::with_capacity(n);
     let mut sandboxed = Vec::with_capacity(n);
     let mut natively = Vec::with_capacity(n);
     let mut warmed = Vec::with_capacity(n);
@@ -904,9 +953,7 @@ fn series(
             loaded.predict_making_instance_answering(request, answer)
         })?;
         if let Some((echo, requests)) = &echo {
-            let (tensors, one_buffer) = echo.time(requests, loaded.limits())?;
-            floor.push(tensors);
-            floor_one_buffer.push(one_buffer);
+            floor_steps.push(echo.time(requests, loaded.limits())?);
         }
     }
     Ok(Series {
@@ -914,9 +961,17 @@ fn series(
         native: (!natively.is_empty()).then(|| Summary::of(&mut natively)),
         warm: Summary::of(&mut warmed),
         making_instance: Summary::of(&mut making),
-        floor: (!floor.is_empty()).then(|| Summary::of(&mut floor)),
-        floor_one_buffer: (!floor_one_buffer.is_empty())
-            .then(|| Summary::of(&mut floor_one_buffer)),
+        floors: (!floor_steps.is_empty()).then(|| {
+            let of = |time: fn(&echo::FloorTimes) -> Duration| {
+                Summary::of(&mut floor_steps.iter().map(time).collect::<Vec<_>>())
+            };
+            Floors {
+                tensors: of(|t| t.tensors),
+                one_buffer: of(|t| t.one_buffer),
+                least: of(|t| t.bytes),
+                nothing: of(|t| t.nothing),
+            }
+        }),
     })
 }
 
@@ -1103,6 +1158,13 @@ mod tests {
                 f.predict_rows_floor_one_buffer.as_ref(),
                 batches,
             ),
+            ("least call", Some(&f.predict_1_row_least_call), requests),
+            (
+                "rows least call",
+                f.predict_rows_least_call.as_ref(),
+                batches,
+            ),
+            ("empty call", Some(&f.empty_call), requests),
             ("HTTP", Some(&f.predict_1_row_http), requests),
         ];
         for (what, summary, n) in series {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use trademl_sdk::protocol::{Tensor, TensorData};
 
+use super::boundary::Boundary;
 use crate::bindings::{self, ModelPre};
 use crate::model::LoadedVersion;
 use crate::sandbox::{CallLimits, CallState, Sandbox};
@@ -92,6 +93,8 @@ fn read_buffer(buffer: &[u8], like: &[Tensor]) -> Result<Vec<Tensor>> {
 pub(super) struct Echo {
     sandbox: Arc<Sandbox>,
     pre: ModelPre<CallState>,
+    /// The least calls, beside the echo's.
+    boundary: Boundary,
 }
 
 impl Echo {
@@ -101,6 +104,7 @@ impl Echo {
         Ok(Echo {
             sandbox: sandbox.clone(),
             pre,
+            boundary: Boundary::new(sandbox)?,
         })
     }
 
@@ -229,26 +233,49 @@ impl Echo {
                 loaded.name()
             );
         }
+        // The least call: the request's bytes in, the answer's out, bare.
+        let in_bytes = vec![0; inputs.iter().map(buffer_size).sum::<usize>()];
+        let out_len = want;
+        self.boundary
+            .bytes(&in_bytes, out_len, loaded.limits())
+            .with_context(|| format!("{}: the boundary component", loaded.name()))?;
         Ok(EchoRequests {
             tensors,
             one_buffer,
             outputs,
+            in_bytes,
+            out_len,
         })
     }
 
-    /// One series step of both floors: the timed calls.
-    pub(super) fn time(
-        &self,
-        r: &EchoRequests,
-        limits: CallLimits,
-    ) -> Result<(Duration, Duration)> {
+    /// One series step of the floors and the least calls: the timed calls.
+    pub(super) fn time(&self, r: &EchoRequests, limits: CallLimits) -> Result<FloorTimes> {
         let (tensors, ()) = self.call(r.tensors.clone(), limits, drop)?;
         let (one_buffer, read) = self.call(r.one_buffer.clone(), limits, |o| {
             read_buffer(only_buffer(&o)?, &r.outputs).map(drop)
         })?;
         read?;
-        Ok((tensors, one_buffer))
+        let least = self.boundary.time(&r.in_bytes, r.out_len, limits)?;
+        Ok(FloorTimes {
+            tensors,
+            one_buffer,
+            bytes: least.bytes,
+            nothing: least.nothing,
+        })
     }
+}
+
+/// The times of one step of the floors' series.
+pub(super) struct FloorTimes {
+    /// The echo with the model's tensors: the floor.
+    pub tensors: Duration,
+    /// The echo with the same bytes in one buffer each way.
+    pub one_buffer: Duration,
+    /// The boundary component's `bytes` with the request's and the
+    /// answer's sizes: the least call carrying them.
+    pub bytes: Duration,
+    /// The boundary component's `nothing`: the least call of all.
+    pub nothing: Duration,
 }
 
 /// The echo's requests for one model request.
@@ -259,6 +286,10 @@ pub(super) struct EchoRequests {
     one_buffer: Vec<Tensor>,
     /// The model's outputs for the request.
     outputs: Vec<Tensor>,
+    /// As many bytes as the request's tensors laid out in one buffer.
+    in_bytes: Vec<u8>,
+    /// As many bytes as the answer's.
+    out_len: usize,
 }
 
 /// The one element of the one `BYTES` output of a one-buffer call.
