@@ -32,7 +32,6 @@ use crate::sandbox::{Compiler, Sandbox, SandboxConfig, TIERED_ABOVE, Tier, Tieri
 mod boundary;
 mod echo;
 
-pub use self::boundary::BOUNDARY;
 pub use self::echo::ECHO;
 use self::echo::Echo;
 
@@ -968,8 +967,8 @@ fn series(
             Floors {
                 tensors: of(|t| t.tensors),
                 one_buffer: of(|t| t.one_buffer),
-                least: of(|t| t.bytes),
-                nothing: of(|t| t.nothing),
+                least: of(|t| t.least.bytes),
+                nothing: of(|t| t.least.nothing),
             }
         }),
     })

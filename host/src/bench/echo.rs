@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use trademl_sdk::protocol::{Tensor, TensorData};
 
-use super::boundary::Boundary;
+use super::boundary::{Boundary, BoundaryTimes};
 use crate::bindings::{self, ModelPre};
 use crate::model::LoadedVersion;
 use crate::sandbox::{CallLimits, CallState, Sandbox};
@@ -255,12 +255,10 @@ impl Echo {
             read_buffer(only_buffer(&o)?, &r.outputs).map(drop)
         })?;
         read?;
-        let least = self.boundary.time(&r.in_bytes, r.out_len, limits)?;
         Ok(FloorTimes {
             tensors,
             one_buffer,
-            bytes: least.bytes,
-            nothing: least.nothing,
+            least: self.boundary.time(&r.in_bytes, r.out_len, limits)?,
         })
     }
 }
@@ -271,11 +269,9 @@ pub(super) struct FloorTimes {
     pub tensors: Duration,
     /// The echo with the same bytes in one buffer each way.
     pub one_buffer: Duration,
-    /// The boundary component's `bytes` with the request's and the
-    /// answer's sizes: the least call carrying them.
-    pub bytes: Duration,
-    /// The boundary component's `nothing`: the least call of all.
-    pub nothing: Duration,
+    /// The boundary component's calls: `bytes` with the request's and the
+    /// answer's sizes, the least call carrying them, and `nothing`.
+    pub least: BoundaryTimes,
 }
 
 /// The echo's requests for one model request.
